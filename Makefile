@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` (the side-by-side comparison) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test setup graphviz lint bench clean
+
+demo: setup graphviz
+	$(VENV)/bin/diptych
+
+test: setup graphviz
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,fast]'
+	touch $@
+
+# The `dot` program renders graphs: installed with apt-get where we are root, else explained.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || \
+	      echo "note: could not install Graphviz; graphs will be written as DOT source"; \
+	  else \
+	    echo "note: Graphviz's 'dot' is missing (graphs are written as DOT source)." \
+	         "Install it with: sudo apt-get install graphviz  (or: brew install graphviz)"; \
+	  fi; }
+
+bench: setup
+	$(PY) benchmarks/eager_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

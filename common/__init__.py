@@ -1,0 +1,3 @@
+"""What both engines share: backends, op declarations, dispatch, `F`, `nn`, `optim`, data."""
+
+from common import functional  # noqa: F401  (declares every op on import)

@@ -1,0 +1,183 @@
+"""Operators and methods written once for every engine value (`eager.Tensor`, `symbolic.Symbol`,
+`nn.Parameter`). An engine class inherits `ArrayMethods`, sets `_priority`, and implements
+the one hook `_apply(op, args, params)`; `x + y`, `x.sum()`, `x.T` then work everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import functional as F
+from common.backend import array_module
+from common.dispatch import apply
+from common.ops import elementwise as ew
+from common.ops.core import fmt
+from common.ops.linalg import MATMUL
+
+
+class ArrayMethods:
+    __slots__ = ()
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + x -> x.__radd__
+    __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
+
+    # ---- arithmetic -------------------------------------------------------------------
+    def __add__(self, other): return apply(ew.ADD, self, other)  # noqa: E704
+    def __radd__(self, other): return apply(ew.ADD, other, self)  # noqa: E704
+    def __sub__(self, other): return apply(ew.SUB, self, other)  # noqa: E704
+    def __rsub__(self, other): return apply(ew.SUB, other, self)  # noqa: E704
+    def __mul__(self, other): return apply(ew.MUL, self, other)  # noqa: E704
+    def __rmul__(self, other): return apply(ew.MUL, other, self)  # noqa: E704
+    def __truediv__(self, other): return apply(ew.DIV, self, other)  # noqa: E704
+    def __rtruediv__(self, other): return apply(ew.DIV, other, self)  # noqa: E704
+    def __pow__(self, other): return apply(ew.POW, self, other)  # noqa: E704
+    def __rpow__(self, other): return apply(ew.POW, other, self)  # noqa: E704
+    def __matmul__(self, other): return apply(MATMUL, self, other)  # noqa: E704
+    def __rmatmul__(self, other): return apply(MATMUL, other, self)  # noqa: E704
+    def __neg__(self): return apply(ew.NEG, self)  # noqa: E704
+    def __pos__(self): return self  # noqa: E704
+    def __abs__(self): return apply(ew.ABS, self)  # noqa: E704
+
+    # ---- comparisons (elementwise, boolean results) ------------------------------------
+    def __eq__(self, other): return apply(ew.EQ, self, other)  # type: ignore[override]  # noqa: E704
+    def __ne__(self, other): return apply(ew.NE, self, other)  # type: ignore[override]  # noqa: E704
+    def __lt__(self, other): return apply(ew.LT, self, other)  # noqa: E704
+    def __le__(self, other): return apply(ew.LE, self, other)  # noqa: E704
+    def __gt__(self, other): return apply(ew.GT, self, other)  # noqa: E704
+    def __ge__(self, other): return apply(ew.GE, self, other)  # noqa: E704
+
+    def __getitem__(self, index: Any) -> Any:
+        return F.getitem(self, index)
+
+    # ---- shape ---------------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def T(self) -> Any:
+        """All axes reversed (the matrix transpose for 2-d)."""
+        return F.permute(self, tuple(reversed(range(self.ndim))))
+
+    def reshape(self, *shape: Any) -> Any:
+        return F.reshape(self, *shape)
+
+    view = reshape
+
+    def permute(self, *dims: Any) -> Any:
+        return F.permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int)
+                         else dims)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Any:
+        return F.transpose(self, dim0, dim1)
+
+    def flatten(self, start_dim: int = 0) -> Any:
+        return F.flatten(self, start_dim)
+
+    def expand_dims(self, axis: int) -> Any:
+        return F.expand_dims(self, axis)
+
+    unsqueeze = expand_dims
+
+    def squeeze(self, axis: Any = None) -> Any:
+        return F.squeeze(self, axis)
+
+    def broadcast_to(self, shape: tuple) -> Any:
+        return F.broadcast_to(self, shape)
+
+    def astype(self, dtype: Any) -> Any:
+        return F.cast(self, dtype)
+
+    # ---- reductions ----------------------------------------------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return F.sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return F.mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return F.max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return F.min(self, axis, keepdims)
+
+    # ---- elementwise functions -----------------------------------------------------------
+    def exp(self) -> Any:
+        return apply(ew.EXP, self)
+
+    def log(self) -> Any:
+        return apply(ew.LOG, self)
+
+    def sqrt(self) -> Any:
+        return apply(ew.SQRT, self)
+
+    def tanh(self) -> Any:
+        return apply(ew.TANH, self)
+
+    def sigmoid(self) -> Any:
+        return apply(ew.SIGMOID, self)
+
+    def relu(self) -> Any:
+        return apply(ew.RELU, self)
+
+    def abs(self) -> Any:
+        return apply(ew.ABS, self)
+
+    def pow(self, exponent: Any) -> Any:
+        return apply(ew.POW, self, exponent)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Any:  # noqa: A002
+        return F.clamp(self, min, max)
+
+    # ---- linear algebra and nn -----------------------------------------------------------
+    def matmul(self, other: Any) -> Any:
+        return apply(MATMUL, self, other)
+
+    def mm(self, other: Any) -> Any:
+        return F.mm(self, other)
+
+    def softmax(self, axis: int = -1) -> Any:
+        return F.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Any:
+        return F.log_softmax(self, axis)
+
+    # ---- in-place updates of concrete values (`with no_grad(): w -= lr * w.grad`) ---------
+    def _check_inplace(self, op: Any) -> None:
+        """Engines refuse in-place updates that would corrupt their state."""
+
+    def _inplace(self, op: Any, other: Any) -> Any:
+        self._check_inplace(op)
+        value = other.data if isinstance(other, ArrayMethods) else other
+        xp = array_module([self.data, value])
+        result = op.kernel(xp, self.data, value)
+        if result.shape != self.shape:
+            raise ValueError(f"in-place {op.name}: the result's shape {fmt(result.shape)} "
+                             f"differs from {fmt(self.shape)}. Fix: use the out-of-place "
+                             "operator.")
+        xp.copyto(self.data, result, casting="same_kind")
+        return self
+
+    def __iadd__(self, other): return self._inplace(ew.ADD, other)  # noqa: E704
+    def __isub__(self, other): return self._inplace(ew.SUB, other)  # noqa: E704
+    def __imul__(self, other): return self._inplace(ew.MUL, other)  # noqa: E704
+    def __itruediv__(self, other): return self._inplace(ew.DIV, other)  # noqa: E704
+
+    def zero_(self) -> Any:
+        self._check_inplace(ew.MUL)
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value: float) -> Any:
+        self.data[...] = value
+        return self
+
+    def copy_(self, source: Any) -> Any:
+        value = source.data if isinstance(source, ArrayMethods) else source
+        array_module([self.data]).copyto(self.data, value, casting="same_kind")
+        return self

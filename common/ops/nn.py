@@ -1,0 +1,230 @@
+"""Neural-network functions, written from primitives so both engines (and fusion) see through.
+
+Three primitives live here: `unfold` (sliding windows, the im2col view) and its adjoint
+`fold`, and `one_hot`; plus the random `bernoulli` mask for dropout. Everything else
+(softmax, cross_entropy, conv2d, pooling, layer_norm, ...) is a composite of primitives
+with its numerically stable form (max-subtraction).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common import functional as F
+from common import random
+from common.dispatch import apply
+from common.ops.core import Aval, DTypeError, OpDef, OpError, ShapeError, declare, fmt
+
+__all__ = [
+    "unfold", "fold", "one_hot", "softmax", "log_softmax", "logsumexp", "mse_loss",
+    "cross_entropy", "linear", "conv2d", "max_pool2d", "avg_pool2d", "layer_norm",
+    "embedding", "dropout",
+]  # fmt: skip
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
+
+
+def _windows(h: int, w: int, size: tuple, stride: tuple) -> tuple[int, int]:
+    return (h - size[0]) // stride[0] + 1, (w - size[1]) // stride[1] + 1
+
+
+# ---- unfold / fold: the sliding-window view and its adjoint -----------------------------
+
+def _unfold_kernel(xp, x, size, stride):
+    n, c, h, w = x.shape
+    oh, ow = _windows(h, w, size, stride)
+    s = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, (n, c, oh, ow) + size, s[:2] + (s[2] * stride[0], s[3] * stride[1]) + s[2:]
+    )
+
+
+def _unfold_abstract(x: Aval, size: tuple, stride: tuple) -> Aval:
+    if x.ndim != 4:
+        raise ShapeError(f"unfold: expects an NCHW input, got shape {fmt(x.shape)}. "
+                         "Fix: add the batch and channel axes (x.reshape(1, 1, H, W)).")
+    h, w = x.shape[2:]
+    if (h is not None and h < size[0]) or (w is not None and w < size[1]):
+        raise ShapeError(f"unfold: the window {size} is larger than the input {fmt(x.shape)}. "
+                         "Fix: pad the input or use a smaller kernel.")
+    oh = None if h is None else (h - size[0]) // stride[0] + 1
+    ow = None if w is None else (w - size[1]) // stride[1] + 1
+    return Aval(x.shape[:2] + (oh, ow) + size, x.dtype)
+
+
+def _fold_kernel(xp, cols, shape, size, stride):
+    out = xp.zeros(shape, dtype=cols.dtype)
+    oh, ow = cols.shape[2:4]
+    for i in range(size[0]):  # one strided add per window offset, not per window
+        for j in range(size[1]):
+            out[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += (
+                cols[:, :, :, :, i, j])
+    return out
+
+
+UNFOLD = declare(OpDef(
+    "unfold", "nn", _unfold_kernel, _unfold_abstract, view=True,
+    vjp=(lambda g, out, x, size, stride: F.fold(g, x.shape, size, stride),),
+    samples=lambda rng: [((rng.normal(size=(2, 2, 5, 5)),), {"size": (3, 3), "stride": (1, 1)}),
+                         ((rng.normal(size=(1, 2, 6, 5)),), {"size": (2, 2), "stride": (2, 2)})],
+))  # fmt: skip
+FOLD = declare(OpDef(
+    "fold", "nn", _fold_kernel, lambda cols, shape, size, stride: Aval(tuple(shape), cols.dtype),
+    vjp=(lambda g, out, cols, shape, size, stride: F.unfold(g, size, stride),),
+    samples=lambda rng: [((rng.normal(size=(2, 1, 3, 3, 2, 2)),),
+                          {"shape": (2, 1, 4, 4), "size": (2, 2), "stride": (1, 1)})],
+))  # fmt: skip
+
+
+# ---- one_hot and the dropout mask (no gradient) -----------------------------------------
+
+def _one_hot_kernel(xp, labels, num_classes, dtype):
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise OpError(f"one_hot: label {bad} is out of range for {num_classes} classes. "
+                      f"Fix: labels must be integers in [0, {num_classes}).")
+    return (labels[..., None] == xp.arange(num_classes)).astype(dtype)
+
+
+def _one_hot_abstract(labels: Aval, num_classes: int, dtype: str) -> Aval:
+    if labels.weak or labels.dtype.kind not in "iu":
+        raise DTypeError(f"one_hot: labels must be integers, got {labels.dtype}. "
+                         "Fix: pass class indices as an int array (labels.astype(int)).")
+    return Aval(labels.shape + (num_classes,), np.dtype(dtype))
+
+
+ONE_HOT = declare(OpDef("one_hot", "nn", _one_hot_kernel, _one_hot_abstract))
+
+
+def _bernoulli_kernel(xp, x, keep):
+    mask = random.default_generator().random(x.shape, dtype=np.float32) < keep
+    return xp.asarray(mask.astype(x.dtype))
+
+
+BERNOULLI = declare(OpDef(
+    "bernoulli", "random", _bernoulli_kernel, lambda x, keep: Aval(x.shape, x.dtype),
+    stateful=True,
+))  # fmt: skip
+
+
+def unfold(x: Any, size: Any, stride: Any = 1) -> Any:
+    """Sliding windows of an NCHW input: shape (N, C, OH, OW, kh, kw), a view (im2col)."""
+    return apply(UNFOLD, x, size=_pair(size), stride=_pair(stride))
+
+
+def fold(cols: Any, shape: tuple, size: Any, stride: Any = 1) -> Any:
+    """The adjoint of `unfold`: windows summed back into an NCHW array of `shape`."""
+    return apply(FOLD, cols, shape=tuple(shape), size=_pair(size), stride=_pair(stride))
+
+
+def one_hot(labels: Any, num_classes: int, dtype: Any = "float32") -> Any:
+    return apply(ONE_HOT, labels, num_classes=int(num_classes), dtype=np.dtype(dtype).name)
+
+
+# ---- composites -------------------------------------------------------------------------
+
+def _shifted(x: Any, axis: int) -> Any:
+    """x minus its (constant) maximum along `axis`: exp() of it cannot overflow."""
+    return x - F.stop_gradient(F.max(x, axis, keepdims=True))
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    e = F.exp(_shifted(x, axis))
+    return e / F.sum(e, axis, keepdims=True)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    z = _shifted(x, axis)
+    return z - F.log(F.sum(F.exp(z), axis, keepdims=True))
+
+
+def logsumexp(x: Any, axis: Any = -1, keepdims: bool = False) -> Any:
+    m = F.stop_gradient(F.max(x, axis, keepdims=True))
+    out = F.log(F.sum(F.exp(x - m), axis, keepdims=True)) + m
+    return out if keepdims else F.squeeze(out, axis)
+
+
+def mse_loss(pred: Any, target: Any) -> Any:
+    """Mean of squared differences over all elements."""
+    if tuple(pred.shape) != tuple(np.shape(target) if not hasattr(target, "shape")
+                                  else target.shape):
+        raise ShapeError(f"mse_loss: prediction {fmt(tuple(pred.shape))} and target "
+                         f"{fmt(tuple(target.shape))} differ in shape. Fix: reshape the target "
+                         "to the prediction's shape (broadcasting here is usually a bug).")
+    diff = pred - target
+    return F.mean(diff * diff)
+
+
+def cross_entropy(logits: Any, labels: Any) -> Any:
+    """Mean over the batch of -log softmax(logits)[label]; `labels` are class indices."""
+    if len(logits.shape) != 2:
+        raise ShapeError(f"cross_entropy: expects logits of shape (batch, classes), got "
+                         f"{fmt(tuple(logits.shape))}. Fix: flatten the leading axes.")
+    picked = F.one_hot(labels, logits.shape[-1], logits.dtype)
+    return -F.mean(F.sum(log_softmax(logits, -1) * picked, -1))
+
+
+def linear(x: Any, weight: Any, bias: Any = None) -> Any:
+    """x @ weight.T + bias, with torch's (out_features, in_features) weight layout."""
+    y = F.matmul(x, F.transpose(weight))
+    return y if bias is None else y + bias
+
+
+def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> Any:
+    """2-d convolution (cross-correlation), NCHW input, OIHW weight, by im2col and matmul."""
+    if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1]:
+        raise ShapeError(f"conv2d: input {fmt(tuple(x.shape))} and weight "
+                         f"{fmt(tuple(w.shape))} do not fit: expects NCHW and OIHW with the "
+                         "same C. Fix: check in_channels and the input layout.")
+    ph, pw = _pair(padding)
+    if ph or pw:
+        x = F.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out_c, in_c, kh, kw = w.shape
+    cols = unfold(x, (kh, kw), stride)  # (N, C, OH, OW, kh, kw)
+    n, _, oh, ow = cols.shape[:4]
+    rows = F.reshape(F.permute(cols, (0, 2, 3, 1, 4, 5)), (-1, in_c * kh * kw))
+    y = F.matmul(rows, F.transpose(F.reshape(w, (out_c, -1))))  # (N*OH*OW, O)
+    y = F.permute(F.reshape(y, (n, oh, ow, out_c)), (0, 3, 1, 2))
+    return y if b is None else y + F.reshape(b, (out_c, 1, 1))
+
+
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None) -> Any:
+    size = _pair(kernel_size)
+    return F.max(unfold(x, size, size if stride is None else stride), (4, 5))
+
+
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None) -> Any:
+    size = _pair(kernel_size)
+    return F.mean(unfold(x, size, size if stride is None else stride), (4, 5))
+
+
+def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Any:
+    """Normalize over the trailing `normalized_shape` axes, then scale and shift."""
+    dims = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(len(x.shape) - len(dims), len(x.shape)))
+    centered = x - F.mean(x, axes, keepdims=True)
+    var = F.mean(centered * centered, axes, keepdims=True)
+    y = centered / F.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+def embedding(indices: Any, weight: Any) -> Any:
+    """Rows of `weight` picked by integer `indices` (the gradient scatter-adds)."""
+    return F.getitem(weight, indices)
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True) -> Any:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (when training)."""
+    if not 0 <= p < 1:
+        raise OpError(f"dropout: p must be in [0, 1), got {p}.")
+    if not training or p == 0:
+        return x
+    keep = 1.0 - p
+    return x * apply(BERNOULLI, x, keep=keep) * (1.0 / keep)

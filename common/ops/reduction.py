@@ -1,0 +1,150 @@
+"""Reductions over axes (sum, max, min; mean is sum / count) and `sum_to`, the unbroadcast.
+
+Axes are normalized by the public functions to a sorted tuple of non-negative ints (or None,
+meaning all), so kernels, shape rules and VJPs see one canonical form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common import functional as F
+from common.dispatch import apply
+from common.ops.core import (
+    Aval,
+    OpDef,
+    ShapeError,
+    declare,
+    fmt,
+    normalize_axes,
+    uniform_samples,
+)
+
+__all__ = ["sum", "mean", "max", "min", "sum_to"]
+
+REDUCE_SAMPLES = uniform_samples([((3, 4),)], axis=(1,), keepdims=False)
+
+
+def _ndim(x: Any) -> int:
+    return x.ndim if hasattr(x, "ndim") else np.ndim(x)
+
+
+def _reduced_shape(shape: tuple, axis: tuple | None, keepdims: bool) -> tuple:
+    axes = range(len(shape)) if axis is None else axis
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _sum_dtype(dtype: Any) -> np.dtype:
+    """numpy sums small ints and bools in the platform int."""
+    dtype = np.dtype(dtype) if not isinstance(dtype, type) else np.dtype(dtype)
+    if dtype.kind in "bi" and dtype.itemsize < 8:
+        return np.dtype(np.int64)
+    if dtype.kind == "u" and dtype.itemsize < 8:
+        return np.dtype(np.uint64)
+    return dtype
+
+
+def _reduction_abstract(dtype_rule):
+    def abstract(x: Aval, axis=None, keepdims=False) -> Aval:
+        return Aval(_reduced_shape(x.shape, axis, keepdims), dtype_rule(x.dtype))
+
+    return abstract
+
+
+def _keepdims_view(g: Any, x: Any, axis: tuple | None, keepdims: bool) -> Any:
+    """`g` reshaped so that it broadcasts against `x` (reduced axes reinserted as size 1)."""
+    if keepdims:
+        return g
+    return F.reshape(g, _reduced_shape(x.shape, axis, keepdims=True))
+
+
+def _sum_vjp(g, out, x, axis=None, keepdims=False):
+    return F.broadcast_to(_keepdims_view(g, x, axis, keepdims), x.shape)
+
+
+def _extremum_vjp(g, out, x, axis=None, keepdims=False):
+    """Ties share the gradient evenly (as torch.amax does)."""
+    g = _keepdims_view(g, x, axis, keepdims)
+    hit = F.cast(x == _keepdims_view(out, x, axis, keepdims), g.dtype)
+    return g * hit / F.sum(hit, axis, keepdims=True)
+
+
+SUM = declare(OpDef(
+    "sum", "reduction",
+    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.sum(x, axis=axis, keepdims=keepdims)),
+    _reduction_abstract(_sum_dtype), vjp=(_sum_vjp,), samples=REDUCE_SAMPLES,
+))  # fmt: skip
+MAX = declare(OpDef(
+    "max", "reduction",
+    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.max(x, axis=axis, keepdims=keepdims)),
+    _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
+))  # fmt: skip
+MIN = declare(OpDef(
+    "min", "reduction",
+    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.min(x, axis=axis, keepdims=keepdims)),
+    _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
+))  # fmt: skip
+
+
+def _sum_to_kernel(xp, x, shape):
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
+    )
+    out = xp.sum(x, axis=axes, keepdims=True) if axes else x
+    return xp.reshape(out, shape) if lead else xp.asarray(out)
+
+
+def _sum_to_abstract(x: Aval, shape: tuple) -> Aval:
+    lead = x.ndim - len(shape)
+    ok = lead >= 0 and all(
+        d == 1 or d == x.shape[lead + i] or None in (d, x.shape[lead + i])
+        for i, d in enumerate(shape)
+    )
+    if not ok:
+        raise ShapeError(f"sum_to: {fmt(x.shape)} does not broadcast from {fmt(shape)}")
+    return Aval(tuple(shape), x.dtype)
+
+
+SUM_TO = declare(OpDef(
+    "sum_to", "reduction", _sum_to_kernel, _sum_to_abstract,
+    vjp=(lambda g, out, x, shape: F.broadcast_to(g, x.shape),),
+    samples=uniform_samples([((2, 3, 4),)], shape=(3, 1)),
+))  # fmt: skip
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Sum over `axis` (None: all axes)."""
+    axis = None if axis is None else normalize_axes("sum", axis, _ndim(x))
+    return apply(SUM, x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Mean over `axis` (None: all axes): the sum divided by the count."""
+    shape = x.shape if hasattr(x, "shape") else ()
+    axes = normalize_axes("mean", axis, len(shape))
+    count = int(np.prod([shape[a] for a in axes]))
+    return sum(x, axis, keepdims) / count
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Largest value over `axis` (values only; ties share the gradient)."""
+    axis = None if axis is None else normalize_axes("max", axis, _ndim(x))
+    return apply(MAX, x, axis=axis, keepdims=keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Smallest value over `axis` (values only; ties share the gradient)."""
+    axis = None if axis is None else normalize_axes("min", axis, _ndim(x))
+    return apply(MIN, x, axis=axis, keepdims=keepdims)
+
+
+def sum_to(x: Any, shape: tuple) -> Any:
+    """Sum `x` down to `shape`, the inverse of broadcasting (used for gradients)."""
+    if tuple(x.shape) == tuple(shape):
+        return x
+    return apply(SUM_TO, x, shape=tuple(shape))

@@ -1,0 +1,98 @@
+"""Optimizers as pure update rules over (parameter, gradient, state).
+
+`rule(param, grad, state) -> (new_param, new_state)` is written with operators and `F`,
+so it runs on arrays now (`step()`, eager training) or builds graph nodes from symbols
+(the symbolic engine puts the same rule inside a compiled training step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from common import functional as F
+from common.backend import array_module
+from common.nn.parameter import Parameter
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got no parameters to optimize. "
+                             "Fix: pass model.parameters().")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}.")
+        self.lr = lr
+        self.state: list[dict | None] = [None] * len(self.params)
+
+    def init_state(self, param: Any) -> dict:
+        """The state a parameter starts with (zeros shaped like it, counters at 0)."""
+        return {}
+
+    def rule(self, param: Any, grad: Any, state: dict) -> tuple[Any, dict]:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Apply the rule to every parameter that has a gradient, in place."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if self.state[i] is None:
+                self.state[i] = self.init_state(p.data)
+            grad = getattr(p.grad, "data", p.grad)
+            new_value, self.state[i] = self.rule(p.data, grad, self.state[i])
+            array_module([p.data]).copyto(p.data, new_value, casting="same_kind")
+
+
+def _zeros_like(x: Any) -> Any:
+    return array_module([x]).zeros_like(x)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (torch's form) and weight decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, lr)
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+
+    def init_state(self, param: Any) -> dict:
+        return {"momentum": _zeros_like(param)} if self.momentum else {}
+
+    def rule(self, param: Any, grad: Any, state: dict) -> tuple[Any, dict]:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        if self.momentum:
+            buf = self.momentum * state["momentum"] + grad
+            state = {"momentum": buf}
+            grad = grad + self.momentum * buf if self.nesterov else buf
+        return param - self.lr * grad, state
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with torch's bias correction; weight decay as L2 on the gradient."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+
+    def init_state(self, param: Any) -> dict:
+        return {"step": 0, "m": _zeros_like(param), "v": _zeros_like(param)}
+
+    def rule(self, param: Any, grad: Any, state: dict) -> tuple[Any, dict]:
+        b1, b2 = self.betas
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        step = state["step"] + 1
+        m = b1 * state["m"] + (1 - b1) * grad
+        v = b2 * state["v"] + (1 - b2) * grad * grad
+        denom = F.sqrt(v) / F.sqrt(1 - b2**step) + self.eps
+        new_param = param - (self.lr / (1 - b1**step)) * m / denom
+        return new_param, {"step": step, "m": m, "v": v}

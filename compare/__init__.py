@@ -1,0 +1,1 @@
+"""The side-by-side comparison of eager and symbolic execution: zoo, harness, CLI."""

@@ -1,0 +1,219 @@
+"""Reverse-mode autodiff over the tape: each result that needs a gradient keeps a `Node`
+(the op, its inputs, its params); `backward` walks the nodes in reverse topological order
+and applies each op's VJP formulas, which are ordinary `F` code (so with `create_graph=True`
+the backward pass is itself recorded, and gradients of gradients work).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from common import functional as F
+from common.methods import ArrayMethods
+from common.ops.core import fmt
+
+
+class Node:
+    """One tape entry: how a tensor was made. `inputs` is None once the graph was freed."""
+
+    __slots__ = ("op", "inputs", "params")
+
+    def __init__(self, op: Any, inputs: tuple, params: dict) -> None:
+        self.op = op  # an OpDef, or a custom Function's adapter
+        self.inputs = inputs  # the op's arguments: tensors, parameters, arrays, scalars
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    def __repr__(self) -> str:
+        return f"<{self.op.name}Backward>"
+
+
+# ---- grad mode --------------------------------------------------------------------------
+
+grad_enabled = True  # read by Tensor._apply on every op: a plain global is the cheapest
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode: bool):
+    global grad_enabled
+    previous, grad_enabled = grad_enabled, bool(mode)
+    try:
+        yield
+    finally:
+        grad_enabled = previous
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Run without recording the tape (`with E.no_grad():` or `@E.no_grad()`)."""
+
+    def __enter__(self):
+        global grad_enabled
+        self._previous, grad_enabled = grad_enabled, False
+
+    def __exit__(self, *exc):
+        global grad_enabled
+        grad_enabled = self._previous
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+# ---- the backward pass ------------------------------------------------------------------
+
+FREED = (
+    "backward through the graph a second time: its saved values were freed after the first "
+    "backward (or E.grad) call. Fix: pass retain_graph=True to the first call if you need to "
+    "differentiate through the same graph again."
+)
+
+
+def _needs_grad(value: Any) -> bool:
+    return isinstance(value, ArrayMethods) and value.requires_grad
+
+
+def _topological_order(roots: Iterable[Any]) -> list:
+    """Tensors reachable from `roots` that need a gradient, inputs before their users."""
+    order, seen = [], set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        node = getattr(tensor, "_node", None)
+        if node is None:
+            order.append(tensor)
+            continue
+        if node.inputs is None:
+            raise RuntimeError(FREED)
+        stack.append((tensor, True))
+        stack.extend((a, False) for a in node.inputs if _needs_grad(a) and id(a) not in seen)
+    return order
+
+
+def propagate(roots: list, seeds: list, wanted: set | None, create_graph: bool,
+              free: bool) -> dict:
+    """Gradients of `roots` (weighted by `seeds`) for the tensors whose id is in `wanted`
+    (None: every leaf and every tensor with retain_grad()). Returns {id: (tensor, grad)}."""
+    order = _topological_order(roots)  # raises on a freed graph before anything changes
+    grads: dict[int, Any] = {}
+    for root, seed in zip(roots, seeds):
+        grads[id(root)] = seed if id(root) not in grads else grads[id(root)] + seed
+    found = {}
+    with set_grad_enabled(create_graph):
+        for tensor in reversed(order):
+            g = grads.pop(id(tensor), None)
+            if g is None:
+                continue
+            node = tensor._node
+            if (id(tensor) in wanted) if wanted is not None else (
+                    node is None or tensor._retains_grad):
+                found[id(tensor)] = (tensor, g)
+            if node is None:
+                continue
+            inputs = node.inputs
+            needs = [_needs_grad(a) for a in inputs]
+            for value, need, grad in zip(
+                inputs, needs, node.op.grad_formulas(g, tensor, inputs, needs, node.params)
+            ):
+                if not need or grad is None:
+                    continue
+                if grad.shape != value.shape:  # undo broadcasting, once, for every op
+                    grad = F.sum_to(grad, value.shape)
+                previous = grads.get(id(value))
+                grads[id(value)] = grad if previous is None else previous + grad
+            if free:
+                node.inputs = None
+    return found
+
+
+def _seed(output: Any, grad: Any) -> Any:
+    from eager.tensor import Tensor, as_tensor
+
+    if grad is None:
+        if output.numel() != 1:
+            raise RuntimeError(
+                f"backward: the output has shape {fmt(output.shape)}, not a single value, so "
+                "the gradient to start from is ambiguous. Fix: reduce it first (.sum() or "
+                ".mean()), or pass grad= with the output's shape."
+            )
+        return Tensor._make(output.data * 0 + 1)
+    grad = as_tensor(grad, device=output.device)
+    if grad.shape != output.shape:
+        raise RuntimeError(
+            f"backward: grad has shape {fmt(grad.shape)} but the output has shape "
+            f"{fmt(output.shape)}. Fix: pass a grad of the output's shape."
+        )
+    return grad
+
+
+def _check_differentiable(output: Any, what: str) -> None:
+    if not _needs_grad(output):
+        raise RuntimeError(
+            f"{what}: this tensor does not require grad, so there is no graph to differentiate: "
+            "no input with requires_grad=True was used to compute it, or it was computed "
+            "under no_grad(). Fix: create the leaves with requires_grad=True."
+        )
+
+
+def backward(output: Any, grad: Any = None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
+    """Accumulate d(output)/d(leaf) into every leaf's `.grad` (and retain_grad() tensors)."""
+    _check_differentiable(output, "backward")
+    seed = _seed(output, grad)
+    keep = create_graph if retain_graph is None else retain_graph
+    found = propagate([output], [seed], None, create_graph, free=not keep)
+    for tensor, g in found.values():
+        _accumulate(tensor, g, create_graph)
+
+
+def _accumulate(tensor: Any, g: Any, create_graph: bool) -> None:
+    from eager.tensor import Tensor
+
+    if not create_graph:
+        g = Tensor._make(g.data.copy())  # a grad is never shared with another tensor
+    if tensor.grad is None:
+        tensor.grad = g
+    elif create_graph:
+        tensor.grad = tensor.grad + g
+    else:
+        tensor.grad.data += g.data
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """The gradients of `outputs` with respect to `inputs`, returned, not stored in `.grad`."""
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    single = not isinstance(inputs, (list, tuple))
+    inputs = [inputs] if single else list(inputs)
+    seeds = grad_outputs if isinstance(grad_outputs, (list, tuple)) else [grad_outputs] * len(
+        outputs)
+    for i, x in enumerate(inputs):
+        if not _needs_grad(x):
+            raise RuntimeError(f"grad: input {i} does not require grad. Fix: create it with "
+                               "requires_grad=True (or call .requires_grad_()).")
+    for out in outputs:
+        _check_differentiable(out, "grad")
+    seeds = [_seed(out, s) for out, s in zip(outputs, seeds)]
+    keep = create_graph if retain_graph is None else retain_graph
+    found = propagate(outputs, seeds, {id(x) for x in inputs}, create_graph, free=not keep)
+    result = []
+    for i, x in enumerate(inputs):
+        if id(x) not in found:
+            if not allow_unused:
+                raise RuntimeError(f"grad: input {i} was not used to compute the outputs. "
+                                   "Fix: pass allow_unused=True to get None for it.")
+            result.append(None)
+        else:
+            result.append(found[id(x)][1])
+    return tuple(result)
+

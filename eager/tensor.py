@@ -1,0 +1,205 @@
+"""`Tensor`: a backend array plus what autograd needs. Applying an op runs its kernel now and,
+when an input requires grad, records a tape `Node` on the result (define-by-run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common.backend import array_module, backend_of, get_backend
+from common.dispatch import register_default_engine
+from common.methods import ArrayMethods
+from common.ops.core import DTypeError, fmt
+from eager import autograd
+from eager.autograd import Node
+
+DEFAULT_FLOAT = np.dtype(np.float32)
+SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned ints, floats
+
+
+class Tensor(ArrayMethods):
+    """An array that can record how it was computed.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward(); x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad", "__weakref__")
+    _priority = 2  # outranks parameters and arrays; symbols outrank tensors
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        made = as_tensor(data)
+        self.data = made.data
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+        self._retains_grad = False
+
+    @staticmethod
+    def _make(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
+        """Wrap a kernel's output without validation (the hot path)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._node = node
+        t._retains_grad = False
+        return t
+
+    @staticmethod
+    def _apply(op: Any, args: tuple, params: dict) -> Tensor:
+        """The eager interpretation of an op: run the kernel now, record a node if needed."""
+        arrays = [a.data if isinstance(a, ArrayMethods) else a for a in args]
+        try:
+            out = op.kernel(array_module(arrays), *arrays, **params)
+        except Exception as exc:
+            raise op.explain_failure(exc, arrays, params) from None
+        if isinstance(out, np.generic):  # numpy returns scalars from 0-d arithmetic
+            out = np.asarray(out)
+        if autograd.grad_enabled and op.vjp is not None:
+            for a in args:
+                if isinstance(a, ArrayMethods) and a.requires_grad:
+                    return Tensor._make(out, True, Node(op, args, params))
+        return Tensor._make(out)
+
+    # ---- array facts ---------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend_of(self.data).device
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._node
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor. Fix: use .item() to read its value.")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        body = np.array2string(backend_of(self.data).to_host(self.data), separator=", ",
+                               prefix="tensor(")
+        extras = []
+        if self.dtype != DEFAULT_FLOAT and self.dtype != np.int64 and self.dtype != np.bool_:
+            extras.append(f"dtype={self.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{self._node.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({', '.join([body] + extras)})"
+
+    # ---- conversions -----------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (shared with the tensor on the CPU)."""
+        return backend_of(self.data).to_host(self.data)
+
+    def item(self) -> Any:
+        if self.numel() != 1:
+            raise ValueError(f"item: the tensor has shape {fmt(self.shape)}, not one element. "
+                             "Fix: reduce it first, or index one element.")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.numpy(), dtype=dtype)
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.data.__dlpack_device__()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def to(self, device: str) -> Tensor:
+        """This tensor on `device` ('cpu' or 'cuda'): itself if already there, else a copy
+        that is a new leaf (as `.detach()`, keeping requires_grad)."""
+        backend = get_backend(device)
+        if backend is backend_of(self.data):
+            return self
+        return Tensor._make(backend.asarray(self.data), self.requires_grad)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    # ---- autograd ------------------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate this tensor's gradient into the `.grad` of every leaf it depends on."""
+        autograd.backward(self, grad, retain_graph, create_graph)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self._node is not None and not requires_grad:
+            raise RuntimeError("requires_grad_: only leaves can stop requiring grad. "
+                               "Fix: use .detach() to cut a computed tensor from the graph.")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep this non-leaf tensor's gradient in `.grad` after backward."""
+        self._retains_grad = True
+        return self
+
+    def _check_inplace(self, op: Any) -> None:
+        if autograd.grad_enabled and self.requires_grad:
+            raise RuntimeError(
+                f"in-place {op.name} on a tensor that requires grad while the tape is "
+                "recording would corrupt the gradient. Fix: update it inside "
+                "`with E.no_grad():` (as in `w -= lr * w.grad`)."
+            )
+
+
+def as_tensor(value: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+    """`value` as a Tensor (a Tensor passes through; Python floats become float32)."""
+    if isinstance(value, Tensor) and dtype is None and device in (None, value.device):
+        return value
+    if isinstance(value, ArrayMethods):
+        value = value.data
+    backend = get_backend(device) if device is not None else backend_of(value)
+    if dtype is None and not hasattr(value, "dtype"):
+        probe = np.asarray(value)
+        dtype = DEFAULT_FLOAT if probe.dtype.kind == "f" else probe.dtype
+    array = backend.asarray(value, dtype=None if dtype is None else np.dtype(dtype))
+    if array.dtype.kind not in SUPPORTED_KINDS:
+        raise DTypeError(f"tensor: unsupported dtype {array.dtype}: tensors hold bools, ints "
+                         "and floats. Fix: convert the data to numbers first.")
+    return Tensor._make(array)
+
+
+register_default_engine(Tensor)
