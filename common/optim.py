@@ -12,6 +12,7 @@ from typing import Any
 
 from common import functional as F
 from common.backend import array_module
+from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
 
 
@@ -44,7 +45,7 @@ class Optimizer:
                 continue
             if self.state[i] is None:
                 self.state[i] = self.init_state(p.data)
-            grad = getattr(p.grad, "data", p.grad)
+            grad = p.grad.data if isinstance(p.grad, ArrayMethods) else p.grad
             new_value, self.state[i] = self.rule(p.data, grad, self.state[i])
             array_module([p.data]).copyto(p.data, new_value, casting="same_kind")
 
