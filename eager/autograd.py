@@ -7,10 +7,9 @@ the backward pass is itself recorded, and gradients of gradients work).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from typing import Any
 
-from common import functional as F
+from common.autodiff import backpropagate
 from common.methods import ArrayMethods
 from common.ops.core import fmt
 
@@ -77,63 +76,30 @@ def _needs_grad(value: Any) -> bool:
     return isinstance(value, ArrayMethods) and value.requires_grad
 
 
-def _topological_order(roots: Iterable[Any]) -> list:
-    """Tensors reachable from `roots` that need a gradient, inputs before their users."""
-    order, seen = [], set()
-    stack = [(root, False) for root in roots]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-            continue
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        node = getattr(tensor, "_node", None)
-        if node is None:
-            order.append(tensor)
-            continue
-        if node.inputs is None:
-            raise RuntimeError(FREED)
-        stack.append((tensor, True))
-        stack.extend((a, False) for a in node.inputs if _needs_grad(a) and id(a) not in seen)
-    return order
+def _parents(tensor: Any) -> tuple | None:
+    node = getattr(tensor, "_node", None)
+    if node is None:
+        return None
+    if node.inputs is None:
+        raise RuntimeError(FREED)
+    return node.op, node.inputs, node.params
+
+
+def _free(tensor: Any) -> None:
+    tensor._node.inputs = None
 
 
 def propagate(roots: list, seeds: list, wanted: set | None, create_graph: bool,
               free: bool) -> dict:
     """Gradients of `roots` (weighted by `seeds`) for the tensors whose id is in `wanted`
     (None: every leaf and every tensor with retain_grad()). Returns {id: (tensor, grad)}."""
-    order = _topological_order(roots)  # raises on a freed graph before anything changes
-    grads: dict[int, Any] = {}
-    for root, seed in zip(roots, seeds):
-        grads[id(root)] = seed if id(root) not in grads else grads[id(root)] + seed
-    found = {}
+    if wanted is None:
+        capture = lambda t: t._node is None or t._retains_grad
+    else:
+        capture = lambda t: id(t) in wanted
     with set_grad_enabled(create_graph):
-        for tensor in reversed(order):
-            g = grads.pop(id(tensor), None)
-            if g is None:
-                continue
-            node = tensor._node
-            if (id(tensor) in wanted) if wanted is not None else (
-                    node is None or tensor._retains_grad):
-                found[id(tensor)] = (tensor, g)
-            if node is None:
-                continue
-            inputs = node.inputs
-            needs = [_needs_grad(a) for a in inputs]
-            for value, need, grad in zip(
-                inputs, needs, node.op.grad_formulas(g, tensor, inputs, needs, node.params)
-            ):
-                if not need or grad is None:
-                    continue
-                if grad.shape != value.shape:  # undo broadcasting, once, for every op
-                    grad = F.sum_to(grad, value.shape)
-                previous = grads.get(id(value))
-                grads[id(value)] = grad if previous is None else previous + grad
-            if free:
-                node.inputs = None
-    return found
+        return backpropagate(roots, seeds, _parents, id, _needs_grad, capture,
+                             _free if free else None)
 
 
 def _seed(output: Any, grad: Any) -> Any:

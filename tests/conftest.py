@@ -1,15 +1,39 @@
-"""Shared fixtures: a seeded generator, and a guard that keeps grad mode from leaking."""
+"""Shared fixtures: a seeded generator, central differences, and a grad-mode guard."""
 
 import numpy as np
 import pytest
 
 from eager import autograd
 
+EPS = 1e-6  # central differences in float64: truncation ~EPS**2, rounding ~1e-16 / EPS
+
+
+def _numeric_grad(f, args, i: int = 0) -> np.ndarray:
+    """d f(*args) / d args[i] by central differences; `f` returns a scalar, args are arrays."""
+    primals = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    x = primals[i]
+    grad = np.empty(x.shape)
+    for idx in np.ndindex(x.shape):
+        saved = x[idx]
+        x[idx] = saved + EPS
+        hi = f(*primals)
+        x[idx] = saved - EPS
+        lo = f(*primals)
+        x[idx] = saved
+        grad[idx] = (hi - lo) / (2 * EPS)
+    return grad
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded generator per test: the same numbers whichever tests run first."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def numeric_grad():
+    """The reference every hand-written gradient is checked against."""
+    return _numeric_grad
 
 
 @pytest.fixture(autouse=True)

@@ -148,7 +148,7 @@ class OpDef:
     def grad_formulas(self, g, out, inputs, needs, params) -> list:
         """The VJP of this op for the inputs flagged in `needs` (None elsewhere)."""
         if isinstance(self.vjp, tuple):
-            return [f(g, out, *inputs, **params) if need else None
+            return [f(g, out, *inputs, **params) if need and f is not None else None
                     for f, need in zip(self.vjp, needs)]
         return list(self.vjp(g, out, *inputs, **params))
 

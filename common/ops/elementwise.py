@@ -52,7 +52,8 @@ def _broadcasting(name: str, dtype_rule=result_dtype):
 def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2.0, dtype=None):
     """Declare an elementwise op with the default shape rule and test samples."""
     if abstract is None:
-        abstract = _broadcasting(name, dtype) if arity > 1 else (dtype or same_as_input)
+        rule = dtype or result_dtype
+        abstract = _broadcasting(name, rule) if arity > 1 else (dtype or same_as_input)
     shapes = BINARY_SHAPES if arity == 2 else UNARY_SHAPES
     return declare(
         OpDef(name, "elementwise", kernel, abstract, vjp=vjp, expr=expr,
@@ -92,9 +93,13 @@ def _pow_kernel(xp, x, y):
     return xp.power(x, y)
 
 
+def _pow_vjp_exponent(g, out, x, y):
+    """g * x**y * log(x), taken as 0 where x == 0 (the limit for y > 0, as torch does)."""
+    return g * out * F.log(F.where(x == 0, 1, x))
+
+
 POW = _elementwise(
-    "pow", _pow_kernel,
-    (lambda g, out, x, y: g * y * x ** (y - 1), lambda g, out, x, y: g * out * F.log(x)),
+    "pow", _pow_kernel, (lambda g, out, x, y: g * y * x ** (y - 1), _pow_vjp_exponent),
     "({0} ** {1})", 2, low=0.5, high=2.0,
 )  # fmt: skip
 

@@ -36,14 +36,19 @@ def _as_matrices(g, x, y):
     return g, x, y
 
 
+def _back_to(grad, operand):
+    """Undo the promotion of a 1-d operand to a matrix."""
+    return F.reshape(grad, (-1,)) if operand.ndim == 1 else grad
+
+
 def _matmul_vjp_x(g, out, x, y):
     g, x2, y2 = _as_matrices(g, x, y)
-    return F.reshape(F.sum_to(g @ F.transpose(y2), x2.shape), x.shape)
+    return _back_to(F.sum_to_like(g @ F.transpose(y2), x2), x)
 
 
 def _matmul_vjp_y(g, out, x, y):
     g, x2, y2 = _as_matrices(g, x, y)
-    return F.reshape(F.sum_to(F.transpose(x2) @ g, y2.shape), y.shape)
+    return _back_to(F.sum_to_like(F.transpose(x2) @ g, y2), y)
 
 
 MATMUL = declare(OpDef(

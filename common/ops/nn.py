@@ -57,7 +57,7 @@ def _unfold_abstract(x: Aval, size: tuple, stride: tuple) -> Aval:
 
 
 def _fold_kernel(xp, cols, shape, size, stride):
-    out = xp.zeros(shape, dtype=cols.dtype)
+    out = xp.zeros(cols.shape[:2] + tuple(shape[2:]), dtype=cols.dtype)
     oh, ow = cols.shape[2:4]
     for i in range(size[0]):  # one strided add per window offset, not per window
         for j in range(size[1]):
@@ -73,7 +73,8 @@ UNFOLD = declare(OpDef(
                          ((rng.normal(size=(1, 2, 6, 5)),), {"size": (2, 2), "stride": (2, 2)})],
 ))  # fmt: skip
 FOLD = declare(OpDef(
-    "fold", "nn", _fold_kernel, lambda cols, shape, size, stride: Aval(tuple(shape), cols.dtype),
+    "fold", "nn", _fold_kernel,
+    lambda cols, shape, size, stride: Aval(cols.shape[:2] + tuple(shape[2:]), cols.dtype),
     vjp=(lambda g, out, cols, shape, size, stride: F.unfold(g, size, stride),),
     samples=lambda rng: [((rng.normal(size=(2, 1, 3, 3, 2, 2)),),
                           {"shape": (2, 1, 4, 4), "size": (2, 2), "stride": (1, 1)})],

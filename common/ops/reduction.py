@@ -1,4 +1,4 @@
-"""Reductions over axes (sum, max, min; mean is sum / count) and `sum_to`, the unbroadcast.
+"""Reductions over axes (sum, max, min; mean is sum / count) and `sum_to_like`, the unbroadcast.
 
 Axes are normalized by the public functions to a sorted tuple of non-negative ints (or None,
 meaning all), so kernels, shape rules and VJPs see one canonical form.
@@ -22,7 +22,7 @@ from common.ops.core import (
     uniform_samples,
 )
 
-__all__ = ["sum", "mean", "max", "min", "sum_to"]
+__all__ = ["sum", "mean", "max", "min", "sum_to_like"]
 
 REDUCE_SAMPLES = uniform_samples([((3, 4),)], axis=(1,), keepdims=False)
 
@@ -55,21 +55,24 @@ def _reduction_abstract(dtype_rule):
     return abstract
 
 
-def _keepdims_view(g: Any, x: Any, axis: tuple | None, keepdims: bool) -> Any:
-    """`g` reshaped so that it broadcasts against `x` (reduced axes reinserted as size 1)."""
-    if keepdims:
+def _keepdims_view(g: Any, axis: tuple | None, keepdims: bool) -> Any:
+    """`g` with the reduced axes reinserted as size 1, so it broadcasts against the input.
+    (No shapes are read: the rule holds for symbols of unknown size too.)"""
+    if keepdims or axis is None:
         return g
-    return F.reshape(g, _reduced_shape(x.shape, axis, keepdims=True))
+    for a in axis:  # ascending, so each insertion lands where the reduced axis was
+        g = F.expand_dims(g, a)
+    return g
 
 
 def _sum_vjp(g, out, x, axis=None, keepdims=False):
-    return F.broadcast_to(_keepdims_view(g, x, axis, keepdims), x.shape)
+    return F.broadcast_like(_keepdims_view(g, axis, keepdims), x)
 
 
 def _extremum_vjp(g, out, x, axis=None, keepdims=False):
     """Ties share the gradient evenly (as torch.amax does)."""
-    g = _keepdims_view(g, x, axis, keepdims)
-    hit = F.cast(x == _keepdims_view(out, x, axis, keepdims), g.dtype)
+    g = _keepdims_view(g, axis, keepdims)
+    hit = F.cast(x == _keepdims_view(out, axis, keepdims), g.dtype)
     return g * hit / F.sum(hit, axis, keepdims=True)
 
 
@@ -90,30 +93,34 @@ MIN = declare(OpDef(
 ))  # fmt: skip
 
 
-def _sum_to_kernel(xp, x, shape):
+def _sum_to_kernel(xp, x, like):
+    """Sum `x` down to the shape of `like` (the inverse of broadcasting `like` to `x`)."""
+    shape = like.shape
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
     )
-    out = xp.sum(x, axis=axes, keepdims=True) if axes else x
-    return xp.reshape(out, shape) if lead else xp.asarray(out)
+    if not axes:
+        return x
+    return xp.reshape(xp.sum(x, axis=axes, keepdims=True), shape)
 
 
-def _sum_to_abstract(x: Aval, shape: tuple) -> Aval:
-    lead = x.ndim - len(shape)
+def _sum_to_abstract(x: Aval, like: Aval) -> Aval:
+    lead = x.ndim - like.ndim
     ok = lead >= 0 and all(
         d == 1 or d == x.shape[lead + i] or None in (d, x.shape[lead + i])
-        for i, d in enumerate(shape)
+        for i, d in enumerate(like.shape)
     )
     if not ok:
-        raise ShapeError(f"sum_to: {fmt(x.shape)} does not broadcast from {fmt(shape)}")
-    return Aval(tuple(shape), x.dtype)
+        raise ShapeError(f"sum_to_like: {fmt(x.shape)} does not broadcast from "
+                         f"{fmt(like.shape)}")
+    return Aval(like.shape, x.dtype)
 
 
-SUM_TO = declare(OpDef(
-    "sum_to", "reduction", _sum_to_kernel, _sum_to_abstract,
-    vjp=(lambda g, out, x, shape: F.broadcast_to(g, x.shape),),
-    samples=uniform_samples([((2, 3, 4),)], shape=(3, 1)),
+SUM_TO_LIKE = declare(OpDef(
+    "sum_to_like", "reduction", _sum_to_kernel, _sum_to_abstract,
+    vjp=(lambda g, out, x, like: F.broadcast_like(g, x), None), view=True,
+    samples=uniform_samples([((2, 3, 4), (3, 1))]),
 ))  # fmt: skip
 
 
@@ -143,8 +150,6 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     return apply(MIN, x, axis=axis, keepdims=keepdims)
 
 
-def sum_to(x: Any, shape: tuple) -> Any:
-    """Sum `x` down to `shape`, the inverse of broadcasting (used for gradients)."""
-    if tuple(x.shape) == tuple(shape):
-        return x
-    return apply(SUM_TO, x, shape=tuple(shape))
+def sum_to_like(x: Any, like: Any) -> Any:
+    """Sum `x` down to the shape of `like`: the inverse of broadcasting (for gradients)."""
+    return apply(SUM_TO_LIKE, x, like)

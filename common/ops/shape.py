@@ -27,13 +27,23 @@ from common.ops.core import (
 )
 
 __all__ = [
-    "reshape", "permute", "transpose", "broadcast_to", "expand_dims", "squeeze", "getitem",
-    "scatter_add", "concat", "stack", "pad", "stop_gradient", "detach", "flatten",
+    "reshape", "permute", "transpose", "broadcast_to", "broadcast_like", "expand_dims",
+    "squeeze", "getitem", "scatter_add", "concat", "stack", "pad", "stop_gradient", "detach",
+    "flatten",
 ]  # fmt: skip
 
 
 def _ndim(x: Any) -> int:
     return x.ndim if hasattr(x, "ndim") else np.ndim(x)
+
+
+def _known_or_minus_one(shape: tuple) -> tuple:
+    """A shape to reshape back to: one unknown dimension can be inferred (-1), more cannot."""
+    if sum(d is None for d in shape) > 1:
+        raise ShapeError(f"reshape: cannot undo a reshape of {fmt(shape)}, which has several "
+                         "unknown dimensions. Fix: give the placeholder concrete sizes, or "
+                         "use S.function, which traces once per input shape.")
+    return tuple(-1 if d is None else d for d in shape)
 
 
 # ---- reshape ----------------------------------------------------------------------------
@@ -58,7 +68,7 @@ def _reshape_abstract(x: Aval, shape: tuple) -> Aval:
 
 RESHAPE = declare(OpDef(
     "reshape", "shape", lambda xp, x, shape: xp.reshape(x, shape), _reshape_abstract,
-    vjp=(lambda g, out, x, shape: F.reshape(g, x.shape),), view=True,
+    vjp=(lambda g, out, x, shape: F.reshape(g, _known_or_minus_one(x.shape)),), view=True,
     samples=uniform_samples([((3, 4),)], shape=(2, -1)),
 ))  # fmt: skip
 
@@ -91,14 +101,25 @@ def _broadcast_to_abstract(x: Aval, shape: tuple) -> Aval:
 
 BROADCAST_TO = declare(OpDef(
     "broadcast_to", "shape", lambda xp, x, shape: xp.broadcast_to(x, shape),
-    _broadcast_to_abstract, vjp=(lambda g, out, x, shape: F.sum_to(g, x.shape),), view=True,
+    _broadcast_to_abstract, vjp=(lambda g, out, x, shape: F.sum_to_like(g, x),), view=True,
     samples=uniform_samples([((3, 1),)], shape=(2, 3, 4)),
+))  # fmt: skip
+
+
+def _broadcast_like_abstract(x: Aval, like: Aval) -> Aval:
+    return Aval(_broadcast_to_abstract(x, like.shape).shape, x.dtype)
+
+
+BROADCAST_LIKE = declare(OpDef(
+    "broadcast_like", "shape", lambda xp, x, like: xp.broadcast_to(x, like.shape),
+    _broadcast_like_abstract, vjp=(lambda g, out, x, like: F.sum_to_like(g, x), None),
+    view=True, samples=uniform_samples([((3, 1), (2, 3, 4))]),
 ))  # fmt: skip
 
 EXPAND_DIMS = declare(OpDef(
     "expand_dims", "shape", lambda xp, x, axis: xp.expand_dims(x, axis),
     lambda x, axis: Aval(x.shape[:axis] + (1,) + x.shape[axis:], x.dtype),
-    vjp=(lambda g, out, x, axis: F.reshape(g, x.shape),), view=True,
+    vjp=(lambda g, out, x, axis: F.squeeze(g, axis),), view=True,
     samples=uniform_samples([((3, 4),)], axis=1),
 ))  # fmt: skip
 
@@ -111,9 +132,15 @@ def _squeeze_abstract(x: Aval, axis: tuple) -> Aval:
     return Aval(tuple(d for i, d in enumerate(x.shape) if i not in axis), x.dtype)
 
 
+def _expand_axes(g: Any, axes: tuple) -> Any:
+    for a in axes:  # ascending: each lands where the squeezed axis was
+        g = F.expand_dims(g, a)
+    return g
+
+
 SQUEEZE = declare(OpDef(
     "squeeze", "shape", lambda xp, x, axis: xp.squeeze(x, axis), _squeeze_abstract,
-    vjp=(lambda g, out, x, axis: F.reshape(g, x.shape),), view=True,
+    vjp=(lambda g, out, x, axis: _expand_axes(g, axis),), view=True,
     samples=uniform_samples([((3, 1, 4),)], axis=(1,)),
 ))  # fmt: skip
 
@@ -174,7 +201,7 @@ def _getitem_abstract(x: Aval, *index_avals: Aval, index: tuple) -> Aval:
 
 
 def _getitem_vjp(g, out, x, *arrays, index):
-    grads = [F.scatter_add(g, x.shape, index, *arrays)]
+    grads = [F.scatter_add(g, x, index, *arrays)]
     return grads + [None] * len(arrays)
 
 
@@ -182,14 +209,15 @@ GETITEM = declare(OpDef(
     "getitem", "shape", lambda xp, x, *arrays, index: x[_join_index(index, arrays)],
     _getitem_abstract, vjp=_getitem_vjp, view=True,
     samples=lambda rng: [
-        ((rng.normal(size=(4, 5)),), {"index": (slice(1, 3), ARRAY)}),
-        ((rng.normal(size=(4, 5)),), {"index": (ARRAY, slice(None, None, 2))}),
+        ((rng.normal(size=(4, 5)), np.array([0, 4, 4])), {"index": (slice(1, 3), ARRAY)}),
+        ((rng.normal(size=(4, 5)), np.array([[3], [0]])), {"index": (ARRAY, slice(None, None, 2))}),
+        ((rng.normal(size=(4, 5)),), {"index": (1, slice(None, None, -2))}),
     ],
 ))  # fmt: skip
 
 
-def _scatter_add_kernel(xp, g, *arrays, shape, index):
-    out = xp.zeros(shape, dtype=g.dtype)
+def _scatter_add_kernel(xp, g, like, *arrays, index):
+    out = xp.zeros(like.shape, dtype=g.dtype)
     where = _join_index(index, arrays)
     if arrays:  # repeated indices must accumulate
         if xp is np:
@@ -205,10 +233,11 @@ def _scatter_add_kernel(xp, g, *arrays, shape, index):
 
 SCATTER_ADD = declare(OpDef(
     "scatter_add", "shape", _scatter_add_kernel,
-    lambda g, *arrays, shape, index: Aval(tuple(shape), g.dtype),
-    vjp=lambda h, out, g, *arrays, shape, index: [F.getitem(h, _join_index(index, arrays))]
-    + [None] * len(arrays),
-    samples=lambda rng: [((rng.normal(size=(2, 3)),), {"shape": (4, 3), "index": (ARRAY,)})],
+    lambda g, like, *arrays, index: Aval(like.shape, g.dtype),
+    vjp=lambda h, out, g, like, *arrays, index: [F.getitem(h, _join_index(index, arrays))]
+    + [None] * (len(arrays) + 1),
+    samples=lambda rng: [((rng.normal(size=(2, 3)), rng.normal(size=(4, 3))),
+                          {"index": (slice(1, 3),)})],
 ))  # fmt: skip
 
 
@@ -255,7 +284,7 @@ PAD = declare(OpDef(
     lambda x, widths: Aval(tuple(None if d is None else d + lo + hi
                                  for d, (lo, hi) in zip(x.shape, widths)), x.dtype),
     vjp=(lambda g, out, x, widths: F.getitem(
-        g, tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, widths))),),
+        g, tuple(slice(lo, -hi if hi else None) for lo, hi in widths)),),
     samples=uniform_samples([((2, 3),)], widths=((1, 0), (2, 1))),
 ))  # fmt: skip
 
@@ -299,6 +328,11 @@ def broadcast_to(x: Any, shape: tuple) -> Any:
     return apply(BROADCAST_TO, x, shape=tuple(shape))
 
 
+def broadcast_like(x: Any, like: Any) -> Any:
+    """`x` broadcast to the shape of `like` (known when the graph runs, if not before)."""
+    return apply(BROADCAST_LIKE, x, like)
+
+
 def expand_dims(x: Any, axis: int) -> Any:
     """Insert an axis of size 1 at `axis`."""
     ndim = _ndim(x) + 1
@@ -326,9 +360,9 @@ def getitem(x: Any, index: Any) -> Any:
     return apply(GETITEM, x, *arrays, index=template)
 
 
-def scatter_add(g: Any, shape: tuple, index: tuple, *arrays: Any) -> Any:
-    """Zeros of `shape` with `g` added at `index` (repeats add up): the VJP of getitem."""
-    return apply(SCATTER_ADD, g, *arrays, shape=tuple(shape), index=index)
+def scatter_add(g: Any, like: Any, index: tuple, *arrays: Any) -> Any:
+    """Zeros shaped like `like` with `g` added at `index` (repeats add up): getitem's VJP."""
+    return apply(SCATTER_ADD, g, like, *arrays, index=index)
 
 
 def concat(xs: Any, axis: int = 0) -> Any:

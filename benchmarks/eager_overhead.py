@@ -1,0 +1,327 @@
+"""How much does define-by-run cost? diptych eager next to raw numpy and torch eager.
+
+An eager engine pays a fixed price on every op: Python dispatch, wrapping the result in a
+tensor and, when a gradient is wanted, recording a tape entry. On tiny arrays that price is
+all there is; on a small network it decides whether eager training is usable at all. This
+benchmark puts the price in numbers, side by side in one run, so a change to the eager path
+(`eager.tensor.Tensor._apply`, `eager.autograd.propagate`, `common.dispatch.apply`) can be
+judged against the floor (hand-written numpy) and the reference (torch eager):
+
+1. per-op time on a 16-element float32 array (the overhead, with almost no arithmetic);
+2. one SGD training step of a 64-128-64-10 ReLU MLP on a digits batch of 64.
+
+Timing: each contender is warmed up and calibrated to a loop of about `target` length; the
+contenders are then interleaved across repeats (so drift hits all alike) with the garbage
+collector off, and the median and interquartile range of the per-call time are reported.
+
+    .venv/bin/python benchmarks/eager_overhead.py
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+import eager as E
+from common import data, nn, optim
+from common import functional as F
+
+try:
+    import torch
+except ImportError:  # the benchmark still runs without torch, minus its columns
+    torch = None
+
+SIZES = (64, 128, 64, 10)  # the digits MLP: 64 pixels -> 128 -> 64 -> 10 classes
+BATCH = 64
+LR = 0.1
+OP_TARGET_NS = 4_000_000  # each per-op sample loops for about 4 ms
+STEP_TARGET_NS = 20_000_000  # each training-step sample loops for about 20 ms
+REPEATS = 21
+LOSS_TOLERANCE = 1e-4
+
+
+# ---- timing ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stats:
+    median: float  # ns per call
+    q1: float
+    q3: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Stats:
+        q1, median, q3 = statistics.quantiles(samples, n=4)
+        return cls(median, q1, q3)
+
+
+def _per_call_ns(fn: Callable[[], Any], number: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter_ns() - start) / number
+
+
+def _calibrate(fn: Callable[[], Any], target_ns: int) -> int:
+    """Loop length that takes about `target_ns` (doubling from 1: this is also the warm-up)."""
+    number = 1
+    while True:
+        elapsed = _per_call_ns(fn, number) * number
+        if elapsed >= target_ns / 2:
+            return max(1, int(number * target_ns / max(elapsed, 1)))
+        number *= 2
+
+
+def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
+         repeats: int = REPEATS) -> dict[str, Stats]:
+    """Per-call time of each contender, interleaved across repeats, gc off while timing."""
+    numbers = {name: _calibrate(fn, target_ns) for name, fn in contenders.items()}
+    names = list(contenders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            shift = r % len(names)  # rotate who goes first
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(_per_call_ns(contenders[name], numbers[name]))
+    finally:
+        gc.enable()
+    return {name: Stats.of(s) for name, s in samples.items()}
+
+
+# ---- printing ----------------------------------------------------------------------------
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    line = lambda cells: "  ".join(  # noqa: E731
+        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(
+            zip(cells, widths)))
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.2f}" if ns < 100_000 else f"{ns / 1000:.0f}"
+
+
+def _iqr(s: Stats) -> str:
+    return f"{_us(s.q1)}-{_us(s.q3)}"
+
+
+def _ratio(s: Stats, ref: Stats | None) -> str:
+    return "-" if ref is None else f"{s.median / ref.median:.1f}x"
+
+
+def print_machine() -> None:
+    print("machine")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"  {platform.machine()} {platform.processor() or ''}; os.cpu_count()={os.cpu_count()}"
+          f", usable CPUs={cpus}; Python {platform.python_version()}")
+    print(f"  numpy {np.__version__}", end="")
+    if torch is None:
+        print("; torch not importable (its columns are left out)")
+    else:
+        print(f"; torch {torch.__version__} with {torch.get_num_threads()} intra-op / "
+              f"{torch.get_num_interop_threads()} inter-op threads (its defaults)")
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                "OMP_NUM_THREADS"):
+        value = os.environ.get(var)
+        print(f"  {var}: {'not set' if value is None else repr(value)}")
+    print()
+
+
+# ---- 1. per-op overhead ------------------------------------------------------------------
+
+# Each op is written once against a module `m` (numpy, diptych's F, or torch).
+OPS: dict[str, Callable[[Any, Any, Any], Any]] = {
+    "a + b": lambda m, a, b: a + b,
+    "tanh(a)": lambda m, a, b: m.tanh(a),
+    "a * 2.0": lambda m, a, b: a * 2.0,
+}
+
+
+def op_contenders(a: np.ndarray, b: np.ndarray) -> dict[str, tuple[Any, Any, Any]]:
+    """Contender name -> (module, a, b) in that contender's own types."""
+    table = {
+        "numpy": (np, a, b),
+        "diptych eager": (F, E.tensor(a), E.tensor(b)),
+        "diptych eager, grad": (F, E.tensor(a, requires_grad=True), E.tensor(b)),
+    }
+    if torch is not None:
+        table["torch eager"] = (torch, torch.from_numpy(a.copy()), torch.from_numpy(b.copy()))
+        table["torch eager, grad"] = (torch, torch.from_numpy(a.copy()).requires_grad_(),
+                                      torch.from_numpy(b.copy()))
+    return table
+
+
+def bench_ops() -> None:
+    print(f"1. per-op time on a 16-element float32 array (median of {REPEATS} interleaved "
+          "repeats)")
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(16).astype(np.float32) for _ in range(2))
+    contenders = op_contenders(a, b)
+    rows = []
+    floor = race({"": partial(lambda m, a, b: None, np, a, b)}, OP_TARGET_NS)[""]
+    rows.append(["(empty call: loop + partial)", "harness", _us(floor.median), _iqr(floor), "-"])
+    for op_name, op in OPS.items():
+        stats = race({name: partial(op, *args) for name, args in contenders.items()},
+                     OP_TARGET_NS)
+        for name, s in stats.items():
+            rows.append([op_name, name, _us(s.median), _iqr(s), _ratio(s, stats["numpy"])])
+    print_table(["op", "contender", "us/op", "IQR (us)", "vs numpy"], rows)
+    if torch is None:
+        print("  (torch is not importable: its rows are left out)")
+    print("  every row includes the harness's empty-call time shown first")
+    print()
+
+
+# ---- 2. one training step ----------------------------------------------------------------
+
+def build_mlp(nn_module: Any) -> Any:
+    """The same MLP from diptych's `nn` or `torch.nn` (they share Linear/ReLU/Sequential)."""
+    layers: list[Any] = []
+    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
+        layers.append(nn_module.Linear(n_in, n_out))
+        if i < len(SIZES) - 2:
+            layers.append(nn_module.ReLU())
+    return nn_module.Sequential(*layers)
+
+
+def framework_step(model: Any, opt: Any, cross_entropy: Callable, x: Any, y: Any) -> Any:
+    """One eager training step, written as a user of diptych or torch writes it."""
+    opt.zero_grad()
+    loss = cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def make_diptych_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
+    model = build_mlp(nn)
+    for p, w in zip(model.parameters(), weights, strict=True):
+        p.copy_(w)
+    opt = optim.SGD(model.parameters(), lr=LR)
+    return partial(framework_step, model, opt, F.cross_entropy, E.from_numpy(x), y)
+
+
+def make_torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
+    model = build_mlp(torch.nn)
+    with torch.no_grad():
+        for p, w in zip(model.parameters(), weights, strict=True):
+            p.copy_(torch.from_numpy(w))
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    return partial(framework_step, model, opt, torch.nn.functional.cross_entropy,
+                   torch.from_numpy(x.copy()), torch.from_numpy(y.copy()))
+
+
+def _numpy_forward(layers: list[tuple], x: np.ndarray) -> list[np.ndarray]:
+    """Every layer's input, then the logits (ReLU between layers)."""
+    acts = [x]
+    for i, (w, b) in enumerate(layers):
+        z = acts[-1] @ w.T + b
+        acts.append(np.maximum(z, 0, out=z) if i < len(layers) - 1 else z)
+    return acts
+
+
+def _softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple:
+    """Mean loss and its gradient w.r.t. the logits, stable by max-subtraction."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.log(s).mean() - z[rows, y].mean()
+    grad = e / s
+    grad[rows, y] -= 1
+    grad /= len(y)
+    return loss, grad
+
+
+def _numpy_backward_sgd(layers: list[tuple], acts: list[np.ndarray], grad: np.ndarray) -> None:
+    """Backpropagate from the logits' gradient and update every layer in place."""
+    for i in reversed(range(len(layers))):
+        w, b = layers[i]
+        below = grad @ w if i > 0 else None  # before w changes
+        gw, gb = grad.T @ acts[i], grad.sum(axis=0)
+        if below is not None:
+            grad = below * (acts[i] > 0)  # ReLU: acts[i] = relu(z) > 0 exactly where z > 0
+        w -= LR * gw
+        b -= LR * gb
+
+
+def numpy_step(layers: list[tuple], x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> Any:
+    acts = _numpy_forward(layers, x)
+    loss, grad = _softmax_cross_entropy(acts[-1], y, rows)
+    _numpy_backward_sgd(layers, acts, grad)
+    return loss
+
+
+def make_numpy_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
+    copies = [w.copy() for w in weights]
+    layers = list(zip(copies[0::2], copies[1::2]))
+    return partial(numpy_step, layers, x, y, np.arange(len(y)))
+
+
+STEP_FACTORIES: dict[str, Callable] = {
+    "numpy, by hand": make_numpy_step,
+    "diptych eager": make_diptych_step,
+}
+if torch is not None:
+    STEP_FACTORIES["torch eager"] = make_torch_step
+
+
+def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> None:
+    """From the same start, the losses of steps 1 and 2 (so after one update) must agree."""
+    losses = {}
+    for name, make in STEP_FACTORIES.items():
+        step = make(weights, x, y)
+        losses[name] = [float(step()) for _ in range(2)]
+    ref = losses["numpy, by hand"]
+    worst = max(abs(a - b) for ls in losses.values() for a, b in zip(ls, ref))
+    for name, (first, second) in losses.items():
+        print(f"  {name:15s} loss at step 1 = {first:.6f}, at step 2 = {second:.6f}")
+    verdict = "OK" if worst <= LOSS_TOLERANCE else "MISMATCH (check the contenders!)"
+    print(f"  largest difference from numpy: {worst:.2e} (tolerance {LOSS_TOLERANCE:g}): "
+          f"{verdict}")
+
+
+def bench_training_step() -> None:
+    print(f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
+          f"softmax cross-entropy, SGD lr={LR}")
+    digits = data.digits()
+    x, y = digits.x_train[:BATCH], digits.y_train[:BATCH]
+    E.manual_seed(0)
+    weights = [p.numpy().copy() for p in build_mlp(nn).parameters()]  # diptych's init
+    check_losses(weights, x, y)
+    steps = {name: make(weights, x, y) for name, make in STEP_FACTORIES.items()}
+    stats = race(steps, STEP_TARGET_NS)
+    ref_np, ref_torch = stats["numpy, by hand"], stats.get("torch eager")
+    rows = [[name, _us(s.median), _iqr(s), _ratio(s, ref_np), _ratio(s, ref_torch)]
+            for name, s in stats.items()]
+    print()
+    print_table(["contender", "us/step", "IQR (us)", "vs numpy", "vs torch"], rows)
+    if torch is None:
+        print("  (torch is not importable: no torch row or ratio)")
+    print()
+
+
+def main() -> None:
+    start = time.perf_counter()
+    print_machine()
+    bench_ops()
+    bench_training_step()
+    print(f"total time {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

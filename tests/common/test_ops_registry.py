@@ -1,0 +1,168 @@
+"""Registry-driven op tests: every op's shape rule, VJP and dtype behaviour, from its samples.
+
+Adding an op with `samples` adds its tests here with no test edit (STYLE.md, lesson 9); an op
+without samples must be stateful or named in `COVERED_ELSEWHERE`, so none slips through.
+"""
+
+import numpy as np
+import pytest
+
+import eager as E
+from common.dispatch import apply
+from common.ops import OPS
+
+# Ops without samples, each with where it is tested instead.
+COVERED_ELSEWHERE = {
+    "one_hot",  # integer labels in, no gradient: through cross_entropy in test_torch_oracle
+    "stop_gradient",  # the gradient barrier: detach in test_autograd, softmax in the oracle
+}
+
+RTOL, ATOL = 1e-5, 1e-7  # against central differences in float64 (conftest.numeric_grad)
+
+
+def _is_float(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _sample_cases() -> list:
+    """One case per (op, sample), drawn once with a fixed seed; ids read `name-index`."""
+    cases = []
+    for name, op in OPS.items():
+        if op.samples is not None:
+            samples = op.samples(np.random.default_rng(0))
+            cases += [pytest.param(op, args, params, id=f"{name}-{i}")
+                      for i, (args, params) in enumerate(samples)]
+    return cases
+
+
+SAMPLES = _sample_cases()
+WITH_VJP = [case for case in SAMPLES if case.values[0].vjp is not None]
+WITHOUT_VJP = [case for case in SAMPLES if case.values[0].vjp is None]
+ELEMENTWISE_WITH_VJP = [case for case in WITH_VJP if case.values[0].kind == "elementwise"]
+# Ops that choose their output dtype (`cast`) are exempt from precision preservation.
+PRECISION = [case for case in SAMPLES if case.values[0].kind in ("elementwise", "reduction")
+             and "dtype" not in case.values[2]]
+BINARY_ELEMENTWISE = sorted({op.name for op, args, _ in (case.values for case in SAMPLES)
+                             if op.kind == "elementwise" and len(args) == 2
+                             and all(_is_float(a) for a in args)})
+
+
+def _as_dtype(args: tuple, dtype) -> tuple:
+    return tuple(a.astype(dtype) if _is_float(a) else a for a in args)
+
+
+def _leaves(args: tuple) -> list:
+    """Float inputs as leaves that require grad; integer and boolean inputs stay arrays."""
+    return [E.tensor(a, requires_grad=True) if _is_float(a) else a for a in args]
+
+
+def _first_grads(op, args, params, cotangent, create_graph: bool) -> tuple[list, tuple]:
+    """The float leaves and d sum(op(args) * cotangent) / d leaf, through eager autograd."""
+    leaves = _leaves(args)
+    out = apply(op, *leaves, **params)
+    wrt = [t for t in leaves if isinstance(t, E.Tensor)]
+    return wrt, E.grad((out * cotangent).sum(), wrt, create_graph=create_graph)
+
+
+def _cotangent(op, args, params, rng) -> np.ndarray:
+    return rng.normal(size=np.shape(op.kernel(np, *args, **params)))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in OPS.items() if op.samples is None))
+def test_op_without_samples_is_accounted_for(name):
+    """An op added without samples would silently escape every test below."""
+    assert OPS[name].stateful or name in COVERED_ELSEWHERE, (
+        f"op {name!r} has no samples: give it samples, or name it in COVERED_ELSEWHERE "
+        "with the tests that cover it"
+    )
+
+
+def test_allowlist_is_not_stale():
+    """An allowlisted op that gained samples (or was removed) should leave the list."""
+    assert {n for n in COVERED_ELSEWHERE if n not in OPS or OPS[n].samples is not None} == set()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op, args, params", SAMPLES)
+def test_shape_rule_matches_kernel(op, args, params, dtype):
+    """The symbolic engine trusts the shape rule; it must predict what the kernel makes."""
+    args = _as_dtype(args, dtype)
+    out = op.kernel(np, *args, **params)
+    aval = op.eval_abstract(*args, **params)
+    assert (aval.shape, aval.dtype) == (np.shape(out), np.result_type(out))
+
+
+@pytest.mark.parametrize("op, args, params", WITH_VJP)
+def test_vjp_matches_finite_differences(op, args, params, rng, numeric_grad):
+    cotangent = _cotangent(op, args, params, rng)
+    _, grads = _first_grads(op, args, params, cotangent, create_graph=False)
+    floats = [i for i, a in enumerate(args) if _is_float(a)]
+    assert len(grads) == len(floats)
+
+    def loss(*primals):
+        return np.sum(op.kernel(np, *primals, **params) * cotangent)
+
+    for i, grad in zip(floats, grads):
+        np.testing.assert_allclose(grad.numpy(), numeric_grad(loss, args, i),
+                                   rtol=RTOL, atol=ATOL, strict=True, err_msg=f"input {i}")
+
+
+@pytest.mark.parametrize("op, args, params", ELEMENTWISE_WITH_VJP)
+def test_second_derivative_matches_finite_differences(op, args, params, rng, numeric_grad):
+    """VJPs are written with F ops, so differentiating them again must work (create_graph)."""
+    cotangent = _cotangent(op, args, params, rng)
+    floats = [i for i, a in enumerate(args) if _is_float(a)]
+    directions = [rng.normal(size=args[i].shape) for i in floats]
+
+    def directional(*primals):  # <first derivative, directions>: a scalar of the primals
+        _, grads = _first_grads(op, primals, params, cotangent, create_graph=False)
+        return sum(np.sum(g.numpy() * d) for g, d in zip(grads, directions))
+
+    wrt, grads = _first_grads(op, args, params, cotangent, create_graph=True)
+    total = sum((g * d).sum() for g, d in zip(grads, directions))
+    # A first derivative that does not depend on the inputs (add, neg) has no graph: zero.
+    second = E.grad(total, wrt, allow_unused=True) if total.requires_grad else [None] * len(wrt)
+    for i, x, h in zip(floats, wrt, second):
+        actual = np.zeros(x.shape) if h is None else h.numpy()
+        np.testing.assert_allclose(actual, numeric_grad(directional, args, i),
+                                   rtol=RTOL, atol=1e-6, strict=True, err_msg=f"input {i}")
+
+
+@pytest.mark.parametrize("op, args, params", WITHOUT_VJP)
+def test_op_without_vjp_records_no_tape(op, args, params):
+    """Comparisons and sign cut the graph: their results must not ask for a gradient."""
+    out = apply(op, *_leaves(args), **params)
+    assert not out.requires_grad
+    assert out.grad_fn is None
+
+
+@pytest.mark.parametrize("op, args, params", PRECISION)
+def test_float32_in_float32_out(op, args, params):
+    """Default dtype float32: an op must not silently promote it to float64."""
+    wide = apply(op, *[E.tensor(a) if _is_float(a) else a for a in args], **params)
+    narrow = apply(op, *[E.tensor(a) if _is_float(a) else a
+                         for a in _as_dtype(args, np.float32)], **params)
+    expected = np.dtype(np.float32) if wide.dtype == np.float64 else wide.dtype
+    assert narrow.dtype == expected
+
+
+@pytest.mark.parametrize("scalar_first", [False, True], ids=["tensor-scalar", "scalar-tensor"])
+@pytest.mark.parametrize("name", BINARY_ELEMENTWISE)
+def test_python_scalar_is_weak(name, scalar_first):
+    """numpy 2 rules: `f32 + 2.0` stays float32, in the kernel and in the shape rule."""
+    op = OPS[name]
+    x = E.tensor(np.linspace(0.5, 2.0, 6, dtype=np.float32))
+    args = (2.0, x) if scalar_first else (x, 2.0)
+    out = apply(op, *args)
+    assert out.dtype == apply(op, x, x).dtype
+    assert out.dtype in (np.float32, np.bool_)
+    assert op.eval_abstract(*args).dtype == out.dtype
+
+
+def test_add_python_float_keeps_float32():
+    """The everyday case, through the operator rather than the registry."""
+    x = E.tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    y = x + 2.0
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32

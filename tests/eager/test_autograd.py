@@ -1,0 +1,345 @@
+"""Eager autograd behaviour, by hand: accumulation, graph lifetime, grad modes, custom
+Functions, and errors that say what to do while leaving every tensor as it was."""
+
+import re
+
+import numpy as np
+import pytest
+
+import eager as E
+from common import functional as F
+from common.backend import DeviceError
+from common.ops import DTypeError, ShapeError
+
+
+def leaf(*values: float) -> E.Tensor:
+    """A float64 leaf that requires grad (float64 keeps the expected values exact)."""
+    return E.tensor(np.array(values, dtype=np.float64), requires_grad=True)
+
+
+def snapshot(*tensors: E.Tensor) -> list:
+    """Copies of each tensor's data and grad, to prove that a failed call changed nothing."""
+    return [(t.numpy().copy(), None if t.grad is None else t.grad.numpy().copy())
+            for t in tensors]
+
+
+def assert_unchanged(before: list, *tensors: E.Tensor) -> None:
+    for (data, grad), t in zip(before, tensors, strict=True):
+        np.testing.assert_array_equal(t.numpy(), data)
+        if grad is None:
+            assert t.grad is None
+        else:
+            np.testing.assert_array_equal(t.grad.numpy(), grad)
+
+
+# ---- accumulation and graph lifetime ----------------------------------------------------
+
+def test_backward_accumulates_over_calls():
+    """Two backward passes add up in .grad (as in torch), they do not overwrite it."""
+    x = leaf(1.0, 2.0, 3.0)
+    (x * x).sum().backward()
+    (3 * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 3)
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf(1.0, -2.0)
+    y = (x * x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 3 * x.numpy() ** 2)
+
+
+def test_second_backward_explains_retain_graph_and_keeps_grads():
+    x, w = leaf(1.0, 2.0, 3.0), leaf(0.5, -1.0, 2.0)
+    y = (x * w).sum()
+    y.backward()
+    before = snapshot(x, w)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+    assert_unchanged(before, x, w)
+
+
+def test_partly_freed_graph_fails_before_touching_any_grad():
+    """A fresh branch next to a freed one must not half-run: no leaf gets a partial grad."""
+    x, w = leaf(1.0, 2.0), leaf(3.0, 4.0)
+    h = x * w
+    h.sum().backward()
+    before = snapshot(x, w)
+    z = (h * 2).sum() + (x * x).sum()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        z.backward()
+    assert_unchanged(before, x, w)
+
+
+def test_grad_frees_the_graph_too():
+    x = leaf(1.0, 2.0)
+    y = (x * x).sum()
+    E.grad(y, [x])
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        E.grad(y, [x])
+    assert x.grad is None  # E.grad returns gradients; it never stores them
+
+
+# ---- seeds: non-scalar outputs ----------------------------------------------------------
+
+def test_backward_on_non_scalar_names_shape_and_fix():
+    x = E.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError) as info:
+        (x * 2).backward()
+    message = str(info.value)
+    assert "(2, 3)" in message
+    assert ".sum()" in message and "grad=" in message
+    assert x.grad is None
+
+
+def test_backward_on_non_scalar_with_grad():
+    x = leaf(1.0, 2.0, 3.0)
+    seed = np.array([1.0, -2.0, 0.5])
+    (x * x).backward(grad=seed)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() * seed)
+
+
+# ---- higher order, grad modes, detach, retain_grad ---------------------------------------
+
+def test_create_graph_gives_higher_derivatives():
+    x = leaf(-1.5, 0.5, 2.0)
+    (first,) = E.grad((x**3).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(first.numpy(), 3 * x.numpy() ** 2)
+    (second,) = E.grad(first.sum(), [x], create_graph=True)
+    np.testing.assert_allclose(second.numpy(), 6 * x.numpy())
+    (third,) = E.grad(second.sum(), [x])
+    np.testing.assert_allclose(third.numpy(), np.full(3, 6.0))
+
+
+def test_no_grad_records_nothing_and_restores_the_mode():
+    x = leaf(1.0, 2.0)
+    with E.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert (x * 2).requires_grad
+
+
+def test_no_grad_restores_the_mode_after_an_exception():
+    x = leaf(1.0)
+    with pytest.raises(KeyError), E.no_grad():
+        raise KeyError("boom")
+    assert (x * 2).requires_grad
+
+
+def test_no_grad_as_a_decorator():
+    x = leaf(1.0, 2.0)
+
+    @E.no_grad()
+    def double(t):
+        return t * 2
+
+    assert not double(x).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_no_grad_decorator_is_reentrant():
+    """A recursive function under @no_grad() must leave grad mode as it found it."""
+    x = leaf(1.0)
+
+    @E.no_grad()
+    def depth(n: int) -> int:
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    assert depth(2) == 2
+    assert (x * 2).requires_grad, "grad mode is still off after the decorated call returned"
+
+
+@pytest.mark.parametrize("detach", [E.Tensor.detach, F.detach], ids=["method", "F.detach"])
+def test_detach_cuts_the_graph(detach):
+    x = leaf(1.0, 2.0, 3.0)
+    d = detach(x)
+    assert not d.requires_grad and d.is_leaf
+    np.testing.assert_array_equal(d.numpy(), x.numpy())
+    (x * detach(x)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), x.numpy())  # x, not 2x: one factor is constant
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient():
+    x = leaf(1.0, 2.0, 3.0)
+    h = (x * 2).retain_grad()
+    u = x + 1  # a non-leaf without retain_grad: no .grad
+    (h * h + u).sum().backward()
+    np.testing.assert_allclose(h.grad.numpy(), 2 * h.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), 4 * h.numpy() + 1)
+    assert u.grad is None
+
+
+# ---- broadcasting: gradients come back in each input's shape ----------------------------
+
+BROADCASTING = [
+    # (name, f, input shapes, expected grads of f(a, b).sum() as numpy functions of a, b)
+    ("add-row", lambda a, b: a + b, [(3, 4), (4,)],
+     lambda a, b: [np.ones_like(a), np.full(b.shape, 3.0)]),
+    ("mul-column", lambda a, b: a * b, [(3, 4), (3, 1)],
+     lambda a, b: [np.broadcast_to(b, a.shape), a.sum(1, keepdims=True)]),
+    ("sub-0d", lambda a, b: a - b, [(2, 3), ()],
+     lambda a, b: [np.ones_like(a), np.array(-6.0)]),
+    ("sum-keepdims", lambda a, b: a.sum(axis=1, keepdims=True) * b, [(3, 4), (3, 4)],
+     lambda a, b: [np.broadcast_to(b.sum(1, keepdims=True), a.shape),
+                   np.broadcast_to(a.sum(1, keepdims=True), b.shape)]),
+    ("mean-keepdims", lambda a, b: a.mean(axis=0, keepdims=True) * b, [(3, 4), (2, 4)],
+     lambda a, b: [np.broadcast_to(b.sum(0) / 3, a.shape),
+                   np.broadcast_to(a.mean(0), b.shape)]),
+]
+
+
+@pytest.mark.parametrize("f, shapes, expected", [case[1:] for case in BROADCASTING],
+                         ids=[case[0] for case in BROADCASTING])
+def test_broadcast_gradients_are_reduced_to_input_shape(f, shapes, expected, rng):
+    arrays = [rng.normal(size=shape) for shape in shapes]
+    a, b = (E.tensor(x, requires_grad=True) for x in arrays)
+    f(a, b).sum().backward()
+    for t, want in zip((a, b), expected(*arrays)):
+        np.testing.assert_allclose(t.grad.numpy(), want, strict=True)
+
+
+# ---- in-place updates -------------------------------------------------------------------
+
+def test_inplace_update_under_no_grad():
+    w = leaf(1.0, 2.0, 3.0)
+    (w * w).sum().backward()
+    grad = w.grad.numpy().copy()
+    same = w
+    with E.no_grad():
+        w -= 0.1 * w.grad
+    assert w is same and w.is_leaf and w.requires_grad
+    np.testing.assert_allclose(w.numpy(), np.array([1.0, 2.0, 3.0]) - 0.1 * grad)
+    np.testing.assert_array_equal(w.grad.numpy(), grad)
+    w.grad.zero_()
+    (w * w).sum().backward()  # still trainable, from the new values
+    np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
+
+
+def test_inplace_update_while_recording_names_no_grad():
+    w = leaf(1.0, 2.0, 3.0)
+    (w * w).sum().backward()
+    before = snapshot(w)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w -= 0.1 * w.grad
+    assert_unchanged(before, w)
+
+
+# ---- custom Functions -------------------------------------------------------------------
+
+class Cube(E.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * g * x * x
+
+
+class Scale(E.Function):
+    """Two inputs, one of them not differentiable: backward returns None for it."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.save_for_backward(factor)
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, g):
+        (factor,) = ctx.saved_tensors
+        return g * factor, None
+
+
+class Clamp01(E.Function):
+    """The example in eager/function.py's docstring, verbatim."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * ((x >= 0) & (x <= 1))
+
+
+def _function_value(function, cotangent, *fixed):
+    """sum(function(x, *fixed) * cotangent) as a plain function of an array, for differences."""
+    return lambda x: float((function.apply(E.tensor(x), *fixed) * cotangent).sum())
+
+
+@pytest.mark.parametrize("function, fixed", [(Cube, ()), (Scale, (np.array([2.0, -0.5, 3.0]),)),
+                                             (Clamp01, ())], ids=["cube", "scale", "clamp01"])
+def test_custom_function_matches_finite_differences(function, fixed, rng, numeric_grad):
+    x = E.tensor(np.array([-0.7, 0.4, 1.6]), requires_grad=True)
+    cotangent = rng.normal(size=3)
+    (function.apply(x, *fixed) * cotangent).sum().backward()
+    expected = numeric_grad(_function_value(function, cotangent, *fixed), [x.numpy()])
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6, atol=1e-8)
+
+
+def test_custom_function_output_is_on_the_tape_only_when_needed():
+    with_grad = Cube.apply(leaf(2.0))
+    assert with_grad.requires_grad and with_grad.grad_fn is not None
+    assert not Cube.apply(E.tensor([2.0])).requires_grad
+
+
+# ---- errors: what went wrong and how to fix it, with no state changed -------------------
+
+class TwoGradients(E.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+def _inplace_add(a, other):
+    with E.no_grad():
+        a += other
+
+
+ERRORS = [
+    # (name, action on a (3, 4) leaf, expected error type, fragments its message must hold)
+    ("matmul-misaligned", lambda a: a @ E.ones(5, 2), ShapeError,
+     ["matmul: shapes (3, 4) and (5, 2) do not align: 4 != 5", "Fix:"]),
+    ("add-broadcast", lambda a: a + E.ones(5), ShapeError,
+     ["add: cannot broadcast (3, 4) with (5,)", "Fix:"]),
+    ("inplace-add-broadcast", lambda a: _inplace_add(a, np.ones(5)), ShapeError,
+     ["add: cannot broadcast", "Fix:"]),
+    ("inplace-add-grows", lambda a: _inplace_add(a, np.ones((2, 3, 4))), ValueError,
+     ["(2, 3, 4)", "(3, 4)", "Fix:"]),
+    ("reshape-count", lambda a: a.reshape(5, -1), ShapeError, ["cannot reshape (3, 4)", "Fix:"]),
+    ("mse-loss-target-shape", lambda a: F.mse_loss(a, [1.0, 2.0]), ShapeError,
+     ["mse_loss", "(3, 4)", "Fix:"]),
+    ("backward-non-scalar", lambda a: (a * 2).backward(), RuntimeError, ["(3, 4)", "Fix:"]),
+    ("backward-grad-shape", lambda a: (a * 2).backward(grad=np.ones(4)), RuntimeError,
+     ["(4,)", "(3, 4)", "Fix:"]),
+    ("function-gradient-count", lambda a: (TwoGradients.apply(a) + a).sum().backward(),
+     RuntimeError, ["returned 2 gradients for 1 inputs", "Fix:"]),
+    ("grad-wrt-constant", lambda a: E.grad((a * 2).sum(), [E.ones(3)]), RuntimeError,
+     ["does not require grad", "Fix:"]),
+    ("tensor-bad-dtype", lambda a: E.tensor(["a"]), DTypeError, ["unsupported dtype", "Fix:"]),
+    ("tensor-unknown-device", lambda a: E.tensor([1.0], device="tpu"), DeviceError,
+     ["'tpu'", "cpu", "cuda"]),
+]
+
+
+@pytest.mark.parametrize("action, error, fragments", [case[1:] for case in ERRORS],
+                         ids=[case[0] for case in ERRORS])
+def test_error_explains_and_changes_nothing(action, error, fragments, rng):
+    a = E.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    (a * a).sum().backward()
+    before = snapshot(a)
+    with pytest.raises(error) as info:
+        action(a)
+    for fragment in fragments:
+        assert re.search(re.escape(fragment), str(info.value)), str(info.value)
+    assert_unchanged(before, a)
+    assert (a * 2).requires_grad  # grad mode survives the failure
