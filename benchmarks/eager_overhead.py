@@ -82,7 +82,7 @@ def _calibrate(fn: Callable[[], Any], target_ns: int) -> int:
 
 
 def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
-         repeats: int = REPEATS) -> dict[str, Stats]:
+         repeats: int = REPEATS, settle_s: float = 0.0) -> dict[str, Stats]:
     """Per-call time of each contender, interleaved across repeats, gc off while timing."""
     numbers = {name: _calibrate(fn, target_ns) for name, fn in contenders.items()}
     names = list(contenders)
@@ -93,6 +93,7 @@ def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
         for r in range(repeats):
             shift = r % len(names)  # rotate who goes first
             for name in names[shift:] + names[:shift]:
+                time.sleep(settle_s)
                 samples[name].append(_per_call_ns(contenders[name], numbers[name]))
     finally:
         gc.enable()

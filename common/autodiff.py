@@ -68,7 +68,7 @@ def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
         for x, need, grad in zip(inputs, needs, op.grad_formulas(g, value, inputs, needs, params)):
             if not need or grad is None:
                 continue
-            if not _shape_known_equal(tuple(grad.shape), tuple(x.shape)):
+            if not _shape_known_equal(grad.shape, x.shape):
                 grad = F.sum_to_like(grad, x)  # undo broadcasting, once, for every op
             k = key(x)
             grads[k] = grad if k not in grads else grads[k] + grad

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-KINDS = ("elementwise", "reduction", "shape", "linalg", "nn", "random")
+KINDS = ("elementwise", "reduction", "shape", "linalg", "nn", "random", "control")
 
 
 class OpError(ValueError):

@@ -30,8 +30,10 @@ def _sample_cases() -> list:
     for name, op in OPS.items():
         if op.samples is not None:
             samples = op.samples(np.random.default_rng(0))
-            cases += [pytest.param(op, args, params, id=f"{name}-{i}")
-                      for i, (args, params) in enumerate(samples)]
+            cases += [
+                pytest.param(op, args, params, id=f"{name}-{i}")
+                for i, (args, params) in enumerate(samples)
+            ]
     return cases
 
 
@@ -40,11 +42,18 @@ WITH_VJP = [case for case in SAMPLES if case.values[0].vjp is not None]
 WITHOUT_VJP = [case for case in SAMPLES if case.values[0].vjp is None]
 ELEMENTWISE_WITH_VJP = [case for case in WITH_VJP if case.values[0].kind == "elementwise"]
 # Ops that choose their output dtype (`cast`) are exempt from precision preservation.
-PRECISION = [case for case in SAMPLES if case.values[0].kind in ("elementwise", "reduction")
-             and "dtype" not in case.values[2]]
-BINARY_ELEMENTWISE = sorted({op.name for op, args, _ in (case.values for case in SAMPLES)
-                             if op.kind == "elementwise" and len(args) == 2
-                             and all(_is_float(a) for a in args)})
+PRECISION = [
+    case
+    for case in SAMPLES
+    if case.values[0].kind in ("elementwise", "reduction") and "dtype" not in case.values[2]
+]
+BINARY_ELEMENTWISE = sorted(
+    {
+        op.name
+        for op, args, _ in (case.values for case in SAMPLES)
+        if op.kind == "elementwise" and len(args) == 2 and all(_is_float(a) for a in args)
+    }
+)
 
 
 def _as_dtype(args: tuple, dtype) -> tuple:
@@ -57,11 +66,19 @@ def _leaves(args: tuple) -> list:
 
 
 def _first_grads(op, args, params, cotangent, create_graph: bool) -> tuple[list, tuple]:
-    """The float leaves and d sum(op(args) * cotangent) / d leaf, through eager autograd."""
+    """The float leaves and d sum(op(args) * cotangent) / d leaf, through eager autograd.
+
+    A None gradient is a zero one: inputs that only lend their shape (`like`) get None.
+    """
     leaves = _leaves(args)
     out = apply(op, *leaves, **params)
     wrt = [t for t in leaves if isinstance(t, E.Tensor)]
-    return wrt, E.grad((out * cotangent).sum(), wrt, create_graph=create_graph)
+    grads = E.grad((out * cotangent).sum(), wrt, create_graph=create_graph, allow_unused=True)
+    return wrt, grads
+
+
+def _values(grads, wrt) -> list:
+    return [np.zeros(x.shape) if g is None else g.numpy() for g, x in zip(grads, wrt)]
 
 
 def _cotangent(op, args, params, rng) -> np.ndarray:
@@ -95,16 +112,21 @@ def test_shape_rule_matches_kernel(op, args, params, dtype):
 @pytest.mark.parametrize("op, args, params", WITH_VJP)
 def test_vjp_matches_finite_differences(op, args, params, rng, numeric_grad):
     cotangent = _cotangent(op, args, params, rng)
-    _, grads = _first_grads(op, args, params, cotangent, create_graph=False)
+    wrt, grads = _first_grads(op, args, params, cotangent, create_graph=False)
     floats = [i for i, a in enumerate(args) if _is_float(a)]
-    assert len(grads) == len(floats)
 
     def loss(*primals):
         return np.sum(op.kernel(np, *primals, **params) * cotangent)
 
-    for i, grad in zip(floats, grads):
-        np.testing.assert_allclose(grad.numpy(), numeric_grad(loss, args, i),
-                                   rtol=RTOL, atol=ATOL, strict=True, err_msg=f"input {i}")
+    for i, grad in zip(floats, _values(grads, wrt), strict=True):
+        np.testing.assert_allclose(
+            grad,
+            numeric_grad(loss, args, i),
+            rtol=RTOL,
+            atol=ATOL,
+            strict=True,
+            err_msg=f"input {i}",
+        )
 
 
 @pytest.mark.parametrize("op, args, params", ELEMENTWISE_WITH_VJP)
@@ -115,17 +137,27 @@ def test_second_derivative_matches_finite_differences(op, args, params, rng, num
     directions = [rng.normal(size=args[i].shape) for i in floats]
 
     def directional(*primals):  # <first derivative, directions>: a scalar of the primals
-        _, grads = _first_grads(op, primals, params, cotangent, create_graph=False)
-        return sum(np.sum(g.numpy() * d) for g, d in zip(grads, directions))
+        wrt, grads = _first_grads(op, primals, params, cotangent, create_graph=False)
+        return sum(np.sum(g * d) for g, d in zip(_values(grads, wrt), directions))
 
     wrt, grads = _first_grads(op, args, params, cotangent, create_graph=True)
-    total = sum((g * d).sum() for g, d in zip(grads, directions))
+    total = sum((g * d).sum() for g, d in zip(grads, directions) if g is not None)
     # A first derivative that does not depend on the inputs (add, neg) has no graph: zero.
-    second = E.grad(total, wrt, allow_unused=True) if total.requires_grad else [None] * len(wrt)
+    second = (
+        E.grad(total, wrt, allow_unused=True)
+        if getattr(total, "requires_grad", False)
+        else [None] * len(wrt)
+    )
     for i, x, h in zip(floats, wrt, second):
         actual = np.zeros(x.shape) if h is None else h.numpy()
-        np.testing.assert_allclose(actual, numeric_grad(directional, args, i),
-                                   rtol=RTOL, atol=1e-6, strict=True, err_msg=f"input {i}")
+        np.testing.assert_allclose(
+            actual,
+            numeric_grad(directional, args, i),
+            rtol=RTOL,
+            atol=1e-6,
+            strict=True,
+            err_msg=f"input {i}",
+        )
 
 
 @pytest.mark.parametrize("op, args, params", WITHOUT_VJP)
@@ -140,8 +172,9 @@ def test_op_without_vjp_records_no_tape(op, args, params):
 def test_float32_in_float32_out(op, args, params):
     """Default dtype float32: an op must not silently promote it to float64."""
     wide = apply(op, *[E.tensor(a) if _is_float(a) else a for a in args], **params)
-    narrow = apply(op, *[E.tensor(a) if _is_float(a) else a
-                         for a in _as_dtype(args, np.float32)], **params)
+    narrow = apply(
+        op, *[E.tensor(a) if _is_float(a) else a for a in _as_dtype(args, np.float32)], **params
+    )
     expected = np.dtype(np.float32) if wide.dtype == np.float64 else wide.dtype
     assert narrow.dtype == expected
 

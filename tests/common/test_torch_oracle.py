@@ -75,14 +75,24 @@ ELEMENTWISE = [
     Case("sigmoid", F.sigmoid, torch.sigmoid, [normal(3, 4)]),
     Case("relu", F.relu, torch.relu, [normal(3, 4)]),
     Case("relu-at-zero", F.relu, torch.relu, [ties(3, 4)]),
-    Case("clamp", lambda x: F.clamp(x, -0.5, 0.7), lambda x: torch.clamp(x, -0.5, 0.7),
-         [normal(3, 4)]),
-    Case("clamp-on-bounds", lambda x: F.clamp(x, -1.0, 1.0), lambda x: torch.clamp(x, -1.0, 1.0),
-         [ties(3, 4)]),
-    Case("clamp-min", lambda x: F.clamp(x, min=0.0), lambda x: torch.clamp(x, min=0.0),
-         [normal(5)]),
-    Case("clamp-max", lambda x: F.clamp(x, max=0.3), lambda x: torch.clamp(x, max=0.3),
-         [normal(5)]),
+    Case(
+        "clamp",
+        lambda x: F.clamp(x, -0.5, 0.7),
+        lambda x: torch.clamp(x, -0.5, 0.7),
+        [normal(3, 4)],
+    ),
+    Case(
+        "clamp-on-bounds",
+        lambda x: F.clamp(x, -1.0, 1.0),
+        lambda x: torch.clamp(x, -1.0, 1.0),
+        [ties(3, 4)],
+    ),
+    Case(
+        "clamp-min", lambda x: F.clamp(x, min=0.0), lambda x: torch.clamp(x, min=0.0), [normal(5)]
+    ),
+    Case(
+        "clamp-max", lambda x: F.clamp(x, max=0.3), lambda x: torch.clamp(x, max=0.3), [normal(5)]
+    ),
     Case("maximum", F.maximum, torch.maximum, [normal(3, 4), normal(4)]),
     Case("maximum-ties", F.maximum, torch.maximum, [ties(3, 4), ties(3, 4)]),
     Case("minimum", F.minimum, torch.minimum, [normal(3, 4), normal(4)]),
@@ -105,26 +115,50 @@ def _reduction(name, ours, theirs, axis, keepdims, maker):
     def torch_side(x):  # torch spells "all axes" as every axis
         return theirs(x, dim=tuple(range(x.ndim)) if axis is None else axis, keepdim=keepdims)
 
-    return Case(f"{name}-axis{axis}-keepdims{keepdims}",
-                lambda x: ours(x, axis=axis, keepdims=keepdims), torch_side, [maker])
+    return Case(
+        f"{name}-axis{axis}-keepdims{keepdims}",
+        lambda x: ours(x, axis=axis, keepdims=keepdims),
+        torch_side,
+        [maker],
+    )
 
 
-REDUCERS = [("sum", F.sum, torch.sum), ("mean", F.mean, torch.mean),
-            ("max", F.max, torch.amax), ("min", F.min, torch.amin)]
+REDUCERS = [
+    ("sum", F.sum, torch.sum),
+    ("mean", F.mean, torch.mean),
+    ("max", F.max, torch.amax),
+    ("min", F.min, torch.amin),
+]
 AXES = [(None, False), (None, True), (1, False), (1, True), ((0, 2), False), (-1, True)]
-REDUCTIONS = [_reduction(name, ours, theirs, axis, keepdims, normal(2, 3, 4))
-              for name, ours, theirs in REDUCERS for axis, keepdims in AXES]
+REDUCTIONS = [
+    _reduction(name, ours, theirs, axis, keepdims, normal(2, 3, 4))
+    for name, ours, theirs in REDUCERS
+    for axis, keepdims in AXES
+]
 # torch.amax/amin share the gradient evenly between tied values, as diptych documents
-REDUCTIONS += [_reduction(f"{name}-ties", ours, theirs, 1, False, ties(2, 5, 3))
-               for name, ours, theirs in REDUCERS[2:]]
+REDUCTIONS += [
+    _reduction(f"{name}-ties", ours, theirs, 1, False, ties(2, 5, 3))
+    for name, ours, theirs in REDUCERS[2:]
+]
 
 # ---- linear algebra and shapes ----------------------------------------------------------
 
 MATMULS = [
-    Case(f"matmul-{'x'.join(map(str, s))}@{'x'.join(map(str, t))}", F.matmul, torch.matmul,
-         [normal(*s), normal(*t)])
-    for s, t in [((3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (4, 3)), ((3, 4), (4,)),
-                 ((4,), (4,)), ((2, 3, 4), (4,)), ((4,), (2, 4, 3))]
+    Case(
+        f"matmul-{'x'.join(map(str, s))}@{'x'.join(map(str, t))}",
+        F.matmul,
+        torch.matmul,
+        [normal(*s), normal(*t)],
+    )
+    for s, t in [
+        ((3, 4), (4, 2)),
+        ((2, 1, 3, 4), (5, 4, 2)),
+        ((4,), (4, 3)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((2, 3, 4), (4,)),
+        ((4,), (2, 4, 3)),
+    ]
 ]
 
 
@@ -145,77 +179,149 @@ INDICES = {
     "bool-mask": np.array([True, False, True, True]),
 }
 GETITEMS = [
-    Case(f"getitem-{name}", lambda x, i=index: F.getitem(x, i),
-         lambda x, i=index: x[_torch_index(i)], [normal(4, 5)])
+    Case(
+        f"getitem-{name}",
+        lambda x, i=index: F.getitem(x, i),
+        lambda x, i=index: x[_torch_index(i)],
+        [normal(4, 5)],
+    )
     for name, index in INDICES.items()
 ]
 
 SHAPES = [
-    Case("reshape", lambda x: F.reshape(x, (2, -1)), lambda x: torch.reshape(x, (2, -1)),
-         [normal(3, 4)]),
+    Case(
+        "reshape",
+        lambda x: F.reshape(x, (2, -1)),
+        lambda x: torch.reshape(x, (2, -1)),
+        [normal(3, 4)],
+    ),
     same("reshape-method", lambda x: x.reshape(4, 3), [normal(3, 4)]),
-    Case("permute", lambda x: F.permute(x, (2, 0, 1)), lambda x: torch.permute(x, (2, 0, 1)),
-         [normal(2, 3, 4)]),
-    Case("transpose", lambda x: F.transpose(x, 0, 2), lambda x: torch.transpose(x, 0, 2),
-         [normal(2, 3, 4)]),
-    Case("transpose-default", F.transpose, lambda x: torch.transpose(x, -2, -1),
-         [normal(2, 3, 4)]),
-    Case("broadcast_to", lambda x: F.broadcast_to(x, (2, 3, 4)),
-         lambda x: torch.broadcast_to(x, (2, 3, 4)), [normal(3, 1)]),
-    Case("expand_dims", lambda x: F.expand_dims(x, 1), lambda x: torch.unsqueeze(x, 1),
-         [normal(3, 4)]),
-    Case("expand_dims-last", lambda x: F.expand_dims(x, -1), lambda x: torch.unsqueeze(x, -1),
-         [normal(3, 4)]),
+    Case(
+        "permute",
+        lambda x: F.permute(x, (2, 0, 1)),
+        lambda x: torch.permute(x, (2, 0, 1)),
+        [normal(2, 3, 4)],
+    ),
+    Case(
+        "transpose",
+        lambda x: F.transpose(x, 0, 2),
+        lambda x: torch.transpose(x, 0, 2),
+        [normal(2, 3, 4)],
+    ),
+    Case("transpose-default", F.transpose, lambda x: torch.transpose(x, -2, -1), [normal(2, 3, 4)]),
+    Case(
+        "broadcast_to",
+        lambda x: F.broadcast_to(x, (2, 3, 4)),
+        lambda x: torch.broadcast_to(x, (2, 3, 4)),
+        [normal(3, 1)],
+    ),
+    Case(
+        "expand_dims",
+        lambda x: F.expand_dims(x, 1),
+        lambda x: torch.unsqueeze(x, 1),
+        [normal(3, 4)],
+    ),
+    Case(
+        "expand_dims-last",
+        lambda x: F.expand_dims(x, -1),
+        lambda x: torch.unsqueeze(x, -1),
+        [normal(3, 4)],
+    ),
     Case("squeeze", lambda x: F.squeeze(x, 1), lambda x: torch.squeeze(x, 1), [normal(3, 1, 4)]),
     Case("squeeze-all", F.squeeze, torch.squeeze, [normal(1, 3, 1)]),
-    Case("concat", lambda *xs: F.concat(xs, axis=1), lambda *xs: torch.cat(xs, dim=1),
-         [normal(2, 3), normal(2, 1), normal(2, 4)]),
-    Case("stack", lambda *xs: F.stack(xs, axis=1), lambda *xs: torch.stack(xs, dim=1),
-         [normal(2, 3), normal(2, 3)]),
+    Case(
+        "concat",
+        lambda *xs: F.concat(xs, axis=1),
+        lambda *xs: torch.cat(xs, dim=1),
+        [normal(2, 3), normal(2, 1), normal(2, 4)],
+    ),
+    Case(
+        "stack",
+        lambda *xs: F.stack(xs, axis=1),
+        lambda *xs: torch.stack(xs, dim=1),
+        [normal(2, 3), normal(2, 3)],
+    ),
 ]
 
 # ---- nn ---------------------------------------------------------------------------------
 
 CONVS = [
-    Case(f"conv2d-stride{s}-padding{p}", lambda x, w, b, s=s, p=p: F.conv2d(x, w, b, s, p),
-         lambda x, w, b, s=s, p=p: TF.conv2d(x, w, b, stride=s, padding=p),
-         [normal(2, 3, 7, 7), normal(4, 3, 3, 3), normal(4)])
-    for s in (1, 2) for p in (0, 1)
-] + [Case("conv2d-no-bias-2x3-kernel", lambda x, w: F.conv2d(x, w, padding=1),
-          lambda x, w: TF.conv2d(x, w, padding=1), [normal(1, 2, 5, 6), normal(3, 2, 2, 3)])]
+    Case(
+        f"conv2d-stride{s}-padding{p}",
+        lambda x, w, b, s=s, p=p: F.conv2d(x, w, b, s, p),
+        lambda x, w, b, s=s, p=p: TF.conv2d(x, w, b, stride=s, padding=p),
+        [normal(2, 3, 7, 7), normal(4, 3, 3, 3), normal(4)],
+    )
+    for s in (1, 2)
+    for p in (0, 1)
+] + [
+    Case(
+        "conv2d-no-bias-2x3-kernel",
+        lambda x, w: F.conv2d(x, w, padding=1),
+        lambda x, w: TF.conv2d(x, w, padding=1),
+        [normal(1, 2, 5, 6), normal(3, 2, 2, 3)],
+    )
+]
 POOLS = [
-    Case(f"{name}-k{k}-s{s}", lambda x, f=ours, k=k, s=s: f(x, k, s),
-         lambda x, f=theirs, k=k, s=s: f(x, k, s), [normal(2, 3, 7, 7)])
-    for name, ours, theirs in [("max_pool2d", F.max_pool2d, TF.max_pool2d),
-                               ("avg_pool2d", F.avg_pool2d, TF.avg_pool2d)]
+    Case(
+        f"{name}-k{k}-s{s}",
+        lambda x, f=ours, k=k, s=s: f(x, k, s),
+        lambda x, f=theirs, k=k, s=s: f(x, k, s),
+        [normal(2, 3, 7, 7)],
+    )
+    for name, ours, theirs in [
+        ("max_pool2d", F.max_pool2d, TF.max_pool2d),
+        ("avg_pool2d", F.avg_pool2d, TF.avg_pool2d),
+    ]
     for k, s in [(2, None), (3, 2), (3, 1)]  # (3, 2) and (3, 1): overlapping windows
 ]
 NN = [
-    Case("softmax", lambda x: F.softmax(x, axis=1), lambda x: torch.softmax(x, dim=1),
-         [normal(3, 4, 5)]),
-    Case("softmax-large", F.softmax, lambda x: torch.softmax(x, dim=-1),
-         [lambda rng: 500.0 * rng.normal(size=(3, 4))]),
-    Case("softmax-masked", F.softmax, lambda x: torch.softmax(x, dim=-1),
-         [const([[0.5, -np.inf, 1.0], [2.0, 0.1, -np.inf]])]),
-    Case("log_softmax", F.log_softmax, lambda x: torch.log_softmax(x, dim=-1),
-         [normal(3, 4, 5)]),
+    Case(
+        "softmax",
+        lambda x: F.softmax(x, axis=1),
+        lambda x: torch.softmax(x, dim=1),
+        [normal(3, 4, 5)],
+    ),
+    Case(
+        "softmax-large",
+        F.softmax,
+        lambda x: torch.softmax(x, dim=-1),
+        [lambda rng: 500.0 * rng.normal(size=(3, 4))],
+    ),
+    Case(
+        "softmax-masked",
+        F.softmax,
+        lambda x: torch.softmax(x, dim=-1),
+        [const([[0.5, -np.inf, 1.0], [2.0, 0.1, -np.inf]])],
+    ),
+    Case("log_softmax", F.log_softmax, lambda x: torch.log_softmax(x, dim=-1), [normal(3, 4, 5)]),
     Case("logsumexp", F.logsumexp, lambda x: torch.logsumexp(x, dim=-1), [normal(3, 4, 5)]),
-    Case("logsumexp-axes-keepdims", lambda x: F.logsumexp(x, axis=(0, 2), keepdims=True),
-         lambda x: torch.logsumexp(x, dim=(0, 2), keepdim=True), [normal(3, 4, 5)]),
+    Case(
+        "logsumexp-axes-keepdims",
+        lambda x: F.logsumexp(x, axis=(0, 2), keepdims=True),
+        lambda x: torch.logsumexp(x, dim=(0, 2), keepdim=True),
+        [normal(3, 4, 5)],
+    ),
     Case("mse_loss", F.mse_loss, TF.mse_loss, [normal(3, 4), normal(3, 4)]),
     Case("cross_entropy", F.cross_entropy, TF.cross_entropy, [normal(6, 5), labels(5, 6)]),
-    Case("layer_norm", lambda x, w, b: F.layer_norm(x, 4, w, b),
-         lambda x, w, b: TF.layer_norm(x, (4,), w, b), [normal(2, 3, 4), normal(4), normal(4)]),
-    Case("layer_norm-2d", lambda x, w, b: F.layer_norm(x, (3, 4), w, b),
-         lambda x, w, b: TF.layer_norm(x, (3, 4), w, b),
-         [normal(2, 3, 4), normal(3, 4), normal(3, 4)]),
-    Case("embedding", F.embedding, TF.embedding,
-         [const([[1, 3, 1], [0, 1, 4]]), normal(5, 3)]),
+    Case(
+        "layer_norm",
+        lambda x, w, b: F.layer_norm(x, 4, w, b),
+        lambda x, w, b: TF.layer_norm(x, (4,), w, b),
+        [normal(2, 3, 4), normal(4), normal(4)],
+    ),
+    Case(
+        "layer_norm-2d",
+        lambda x, w, b: F.layer_norm(x, (3, 4), w, b),
+        lambda x, w, b: TF.layer_norm(x, (3, 4), w, b),
+        [normal(2, 3, 4), normal(3, 4), normal(3, 4)],
+    ),
+    Case("embedding", F.embedding, TF.embedding, [const([[1, 3, 1], [0, 1, 4]]), normal(5, 3)]),
     Case("linear", F.linear, TF.linear, [normal(4, 3), normal(2, 3), normal(2)]),
     Case("linear-batched-no-bias", F.linear, TF.linear, [normal(2, 4, 3), normal(2, 3)]),
 ]
 
-CASES = (ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SHAPES + CONVS + POOLS + NN)
+CASES = ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SHAPES + CONVS + POOLS + NN
 
 
 def _is_float(array: np.ndarray) -> bool:
@@ -245,7 +351,8 @@ def test_matches_torch(case, rng):
         ours = case.ours(*ours_in)
         ours_grads = E.grad((ours * cotangent).sum(), [ours_in[i] for i in wrt])
     _assert_close(ours.numpy(), theirs.detach().numpy(), "forward")
-    theirs_grads = torch.autograd.grad((theirs * torch.tensor(cotangent)).sum(),
-                                       [theirs_in[i] for i in wrt])
+    theirs_grads = torch.autograd.grad(
+        (theirs * torch.tensor(cotangent)).sum(), [theirs_in[i] for i in wrt]
+    )
     for i, mine, reference in zip(wrt, ours_grads, theirs_grads):
         _assert_close(mine.numpy(), reference.numpy(), f"gradient of input {i}")

@@ -1,0 +1,190 @@
+"""The compile step: graph -> passes -> plan (generated Python) -> a callable.
+
+    f = S.compile([loss], inputs=[x, t], updates={w: w - 0.1 * g})
+    f(x_batch, t_batch)        # runs the plan, then applies the updates
+    print(f.source)            # the straight-line code it runs
+    print(f.report)            # what each stage did
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import weakref
+from typing import Any
+
+import numpy as np
+
+from common.backend import get_backend
+from symbolic.codegen import generate
+from symbolic.graph import Graph, Node
+from symbolic.passes import run_pipeline
+from symbolic.report import CompileReport
+from symbolic.symbol import Symbol, as_node, as_symbol, at_line
+
+
+class FeedError(ValueError):
+    """A call fed the wrong inputs: says which placeholders were expected."""
+
+
+class GraphRuntimeError(RuntimeError):
+    """A kernel failed inside a compiled graph: names the op and the user's line."""
+
+
+def _expected(inputs: list[Node]) -> str:
+    return ", ".join(f"{n.name} {n.type_str()}" for n in inputs)
+
+
+def _check_feed(node: Node, value: Any, backend: Any) -> Any:
+    array = value if type(value) is backend.xp.ndarray else backend.asarray(value)
+    if array.dtype != node.dtype:
+        if not np.can_cast(array.dtype, node.dtype, "same_kind"):
+            raise FeedError(f"placeholder {node.name!r} expects {node.dtype}, got "
+                            f"{array.dtype}. Fix: convert the value (e.g. .astype("
+                            f"'{node.dtype}')).")
+        array = array.astype(node.dtype)
+    shape = node.shape
+    if shape is not None and (len(shape) != array.ndim or any(
+            want is not None and want != got for want, got in zip(shape, array.shape))):
+        raise FeedError(f"placeholder {node.name!r} expects shape {node.type_str()}, got "
+                        f"{tuple(array.shape)}. Fix: feed a value of that shape (None "
+                        "dimensions take any size).")
+    return array
+
+
+class CompiledFunction:
+    """A graph compiled into a plan. Call it with one value per input placeholder."""
+
+    def __init__(self, graph: Graph, plan: Any, report: CompileReport, backend: Any,
+                 traced: Graph) -> None:
+        self.graph = graph  # after the passes: what runs
+        self.traced_graph = traced  # as built by the user, before any pass
+        self.report = report
+        self.backend = backend
+        self._plan = plan
+        self.calls = 0
+
+    @property
+    def source(self) -> str:
+        return self._plan.source
+
+    @property
+    def inputs(self) -> list[Symbol]:
+        return [Symbol(n) for n in self.graph.inputs]
+
+    @property
+    def outputs(self) -> list[Symbol]:
+        return [Symbol(n) for n in self.graph.outputs]
+
+    def __repr__(self) -> str:
+        return (f"<CompiledFunction ({_expected(self.graph.inputs)}) -> "
+                f"{len(self.graph.outputs)} outputs, {len(self.graph.ops)} ops>")
+
+    def _feeds(self, args: tuple, kwargs: dict) -> list:
+        inputs = self.graph.inputs
+        if len(args) > len(inputs):
+            raise FeedError(f"got {len(args)} positional inputs but the graph has "
+                            f"{len(inputs)} placeholders: {_expected(inputs)}.")
+        values: dict[int, Any] = dict(zip(range(len(args)), args))
+        by_name = {n.name: i for i, n in enumerate(inputs)}
+        for name, value in kwargs.items():
+            if name not in by_name:
+                raise FeedError(f"no placeholder is named {name!r}. Expected: "
+                                f"{_expected(inputs)}.")
+            if by_name[name] in values:
+                raise FeedError(f"placeholder {name!r} was fed twice (by position and name).")
+            values[by_name[name]] = value
+        missing = [inputs[i].name for i in range(len(inputs)) if i not in values]
+        if missing:
+            raise FeedError(f"missing a value for placeholder(s) {', '.join(missing)}. "
+                            f"Expected, in order: {_expected(inputs)}.")
+        return [_check_feed(inputs[i], values[i], self.backend) for i in range(len(inputs))]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        feeds = self._feeds(args, kwargs)
+        try:
+            outputs = self._plan.fn(*feeds)
+        except Exception as exc:
+            raise self._explain(exc) from exc
+        self.calls += 1
+        if self.backend.name == "numpy":
+            outputs = [o[()] if o.ndim == 0 else o for o in outputs]
+        return outputs[0] if self._single else list(outputs)
+
+    _single = False
+
+    def _explain(self, exc: Exception) -> Exception:
+        """The failing node's op and source line, found from the plan's traceback."""
+        for frame, line in reversed(list(traceback.walk_tb(exc.__traceback__))):
+            if frame.f_code.co_filename == self._plan.filename:
+                node = self._plan.line_to_node.get(line)
+                if node is not None:
+                    return GraphRuntimeError(at_line(
+                        f"{node.op_name} failed while running the graph: {exc}", node.source))
+        return exc
+
+
+def _as_update_pairs(updates: Any) -> list[tuple[Node, Node]]:
+    pairs = []
+    for var, value in (updates.items() if isinstance(updates, dict) else updates or ()):
+        var_node = as_node(var)
+        if not isinstance(var_node, Node) or var_node.op != "variable":
+            raise TypeError("updates: keys must be variables (S.variable or nn.Parameter). "
+                            f"Fix: got {type(var).__name__}.")
+        new = as_symbol(value).node
+        if new.shape is not None and None not in new.shape and new.shape != var_node.shape:
+            raise ValueError(at_line(f"updates: the new value of {var_node.name!r} has shape "
+                                     f"{new.shape}, but the variable has {var_node.shape}. Fix: "
+                                     "keep the variable's shape.", new.source))
+        pairs.append((var_node, new))
+    return pairs
+
+
+def _reachable_placeholders(graph: Graph) -> list[Node]:
+    return sorted((n for n in graph.nodes if n.op == "placeholder"), key=lambda n: n.id)
+
+
+def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int = 2,
+            backend: str = "numpy", disable: Any = ()) -> CompiledFunction:  # noqa: A001
+    """Compile symbols (or a function of placeholders) into a callable plan.
+
+    `inputs` fixes the feed order (default: every placeholder used, in creation order);
+    `updates` maps variables to new values, written after the outputs are computed.
+    """
+    backend = get_backend(backend)
+    if callable(outputs) and not isinstance(outputs, Symbol):
+        outputs = outputs(*inputs)
+    single = not isinstance(outputs, (list, tuple))
+    out_nodes = [as_symbol(o).node for o in ([outputs] if single else outputs)]
+    pairs = _as_update_pairs(updates)
+    start = time.perf_counter()
+    traced = Graph([], out_nodes, pairs)
+    if inputs is None:
+        feed = _reachable_placeholders(traced)
+    else:
+        feed = [as_symbol(i).node for i in inputs]
+        unfed = [n for n in _reachable_placeholders(traced) if n not in feed]
+        if unfed:
+            n = unfed[0]
+            raise FeedError(at_line(f"the outputs need placeholder {n.name!r}, which inputs= "
+                                    "does not list. Fix: add it to inputs.", n.source))
+    traced = Graph(feed, out_nodes, pairs)
+    report = CompileReport(traced)
+    graph = run_pipeline(traced, optimize, disable, report)
+    plan = generate(graph, backend.xp)
+    report.record_codegen(plan.source, time.perf_counter() - start)
+    fn = CompiledFunction(graph, plan, report, backend, traced)
+    fn._single = single
+    return fn
+
+
+_by_symbol: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_for_symbol(symbol: Symbol) -> CompiledFunction:
+    """The cached plan behind `symbol(...)` (compiled on the first call)."""
+    fn = _by_symbol.get(symbol.node)
+    if fn is None:
+        fn = compile(symbol, optimize=0)
+        _by_symbol[symbol.node] = fn
+    return fn

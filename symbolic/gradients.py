@@ -1,0 +1,79 @@
+"""`S.grad`: the backward graph, built now from the same VJP rules the eager engine runs.
+
+The shared driver (`common.autodiff`) walks the graph from `y` back to `xs`; each VJP
+formula, applied to symbols, adds nodes instead of computing numbers. Gradients of
+gradients work because the result is an ordinary graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common import functional as F
+from common.autodiff import backpropagate
+from common.ops.core import OpError
+from symbolic.graph import Node, ancestors_in_order
+from symbolic.symbol import Symbol, as_symbol, at_line, constant, user_line
+
+
+def _parents(value: Symbol) -> tuple | None:
+    node = value.node
+    if node.is_source:
+        return None
+    inputs = tuple(Symbol(a) if isinstance(a, Node) else a for a in node.inputs)
+    return node.op, inputs, node.params
+
+
+def _depending_on(xs: list[Node], roots: list[Node]) -> set[int]:
+    """Ids of the nodes between `xs` and `roots`: only they can carry a gradient."""
+    reach = {x.id for x in xs}
+    for node in ancestors_in_order(roots):
+        if node.id not in reach and any(
+            isinstance(a, Node) and a.id in reach for a in node.inputs
+        ):
+            reach.add(node.id)
+    return reach
+
+
+def _check_differentiable(x: Symbol, position: int) -> None:
+    if x.dtype.kind != "f":
+        raise OpError(at_line(f"grad: input {position} has dtype {x.dtype}; only floating-point "
+                              "values have gradients. Fix: differentiate with respect to float "
+                              "placeholders or variables.", x.node.source))
+
+
+def grad(y: Any, xs: Any, grad_y: Any = None) -> list[Symbol]:
+    """Symbols for d(y)/d(x) for each x in `xs` (zeros where y does not depend on x).
+
+    `y` must be a single value unless `grad_y` (the gradient flowing into y) is given.
+    """
+    y = as_symbol(y)
+    single = not isinstance(xs, (list, tuple))
+    xs = [as_symbol(x) for x in ([xs] if single else xs)]
+    for i, x in enumerate(xs):
+        _check_differentiable(x, i)
+    if grad_y is None:
+        if y.shape is not None and int(np.prod(y.shape or (1,))) != 1 or None in (y.shape or ()):
+            raise OpError(at_line(f"grad: y has shape {y.shape}, not a single value, so the "
+                                  "gradient to start from is ambiguous. Fix: reduce y first "
+                                  "(F.sum or F.mean), or pass grad_y.", user_line()))
+        seed = F.broadcast_like(constant(np.ones((), y.dtype)), y)
+    else:
+        seed = as_symbol(grad_y)
+    reach = _depending_on([x.node for x in xs], [y.node])
+    wanted = {x.node.id for x in xs}
+
+    def needs_grad(value: Any) -> bool:
+        return isinstance(value, Symbol) and value.node.id in reach and value.dtype.kind == "f"
+
+    found = backpropagate([y], [seed], _parents, lambda s: s.node.id, needs_grad,
+                          lambda s: s.node.id in wanted)
+    out = []
+    for x in xs:
+        if x.node.id in found:
+            out.append(found[x.node.id][1])
+        else:  # y does not depend on x: its gradient is zero
+            out.append(F.broadcast_like(constant(np.zeros((), x.dtype)), x))
+    return out[0] if single else out

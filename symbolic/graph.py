@@ -1,0 +1,175 @@
+"""The graph IR: small, flat, single-assignment and printable.
+
+    graph   := inputs (placeholders, in feed order), nodes (topological), outputs, updates
+    node    := %id = op(arg, ...; params) : dtype[shape]   # file.py:line
+    arg     := %id | a Python number (a weak literal)
+    sources := placeholder (fed per call) | variable (persistent storage) | constant (baked in)
+
+A node is made once and never changed (passes build new nodes); `Graph` is a view of the
+nodes that some outputs and updates need, in an order that respects every edge.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from common.ops.core import Aval, OpDef
+
+SOURCES = ("placeholder", "variable", "constant")
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Node:
+    op: OpDef | str  # an OpDef, or one of SOURCES
+    inputs: tuple  # Nodes and Python-number literals, in the op's argument order
+    params: dict  # static arguments of the op (axis=..., shape=...)
+    shape: tuple | None  # None entries: sizes known only when fed; None: rank unknown too
+    dtype: np.dtype
+    source: str = ""  # the user's line that created the node: "model.py:12: y = x @ w"
+    name: str = ""  # a user-given name (placeholders, variables) or ""
+    value: Any = None  # constant: its array; variable: an object whose .data is the storage
+    id: int = field(default_factory=lambda: next(_ids))  # creation order (feeds follow it)
+    provenance: tuple = ()  # source lines of user ops a pass folded into this node
+
+    @property
+    def op_name(self) -> str:
+        return self.op if isinstance(self.op, str) else self.op.name
+
+    @property
+    def is_source(self) -> bool:
+        return isinstance(self.op, str)
+
+    @property
+    def aval(self) -> Aval:
+        return Aval(self.shape, self.dtype)
+
+    @property
+    def label(self) -> str:
+        return f"%{self.id}"
+
+    def type_str(self) -> str:
+        if self.shape is None:
+            return f"{_short_dtype(self.dtype)}[?]"
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{_short_dtype(self.dtype)}[{dims}]"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.label} {self.op_name} : {self.type_str()}>"
+
+
+def _short_dtype(dtype: Any) -> str:
+    dtype = np.dtype(dtype)
+    return {"b": "bool", "f": "f", "i": "i", "u": "u"}.get(dtype.kind, dtype.kind) + (
+        "" if dtype.kind == "b" else str(8 * dtype.itemsize)
+    )
+
+
+def format_arg(arg: Any) -> str:
+    return arg.label if isinstance(arg, Node) else repr(arg)
+
+
+def format_params(params: dict) -> str:
+    return ", ".join(f"{k}={_format_param(v)}" for k, v in params.items())
+
+
+def _format_param(value: Any) -> str:
+    if isinstance(value, Graph):
+        return f"<graph of {len(value.nodes)} nodes>"
+    return repr(value)
+
+
+def format_node(node: Node, pad: int = 60) -> str:
+    """One line of the dump: `%5 = add(%3, %4) : f32[3, 4]  # model.py:12`."""
+    if node.op == "placeholder":
+        rhs = f"placeholder({node.name!r})"
+    elif node.op == "variable":
+        rhs = f"variable({node.name!r})"
+    elif node.op == "constant":
+        rhs = f"constant({_format_constant(node.value)})"
+    else:
+        args = ", ".join(format_arg(a) for a in node.inputs)
+        params = format_params(node.params)
+        rhs = f"{node.op_name}({args}{'; ' + params if params else ''})"
+    line = f"{node.label} = {rhs} : {node.type_str()}"
+    where = node.source.split(": ", 1)[0] if node.source else ""
+    return f"{line:<{pad}}  # {where}" if where else line
+
+
+def _format_constant(value: Any) -> str:
+    array = np.asarray(value)
+    if array.size <= 4:
+        return np.array2string(array, separator=", ")
+    return f"<{array.size} values>"
+
+
+def ancestors_in_order(roots: list[Node]) -> list[Node]:
+    """Every node the roots depend on, each after its inputs (ties by creation order)."""
+    order, seen = [], set()
+    stack = [(n, False) for n in sorted(roots, key=lambda n: -n.id)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        stack.append((node, True))
+        parents = [a for a in node.inputs if isinstance(a, Node) and a.id not in seen]
+        stack.extend((p, False) for p in sorted(parents, key=lambda n: -n.id))
+    return order
+
+
+@dataclass
+class Graph:
+    """The nodes that `outputs` and `updates` need, topologically ordered."""
+
+    inputs: list[Node]  # placeholders, in the order a call feeds them
+    outputs: list[Node]
+    updates: list[tuple[Node, Node]] = field(default_factory=list)  # (variable, new value)
+    nodes: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            roots = list(self.outputs) + [v for pair in self.updates for v in pair]
+            self.nodes = ancestors_in_order(roots + list(self.inputs))
+
+    @property
+    def variables(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "variable"]
+
+    @property
+    def constants(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "constant"]
+
+    @property
+    def ops(self) -> list[Node]:
+        return [n for n in self.nodes if not n.is_source]
+
+    def __str__(self) -> str:
+        lines = [f"graph({', '.join(format_arg(n) for n in self.inputs)}) {{"]
+        lines += [f"  {format_node(n)}" for n in self.nodes]
+        lines.append(f"  return {', '.join(format_arg(n) for n in self.outputs)}")
+        for var, value in self.updates:
+            lines.append(f"  update {var.label} ({var.name}) <- {value.label}")
+        return "\n".join(lines + ["}"])
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """The graph for analysis: nodes keyed by id with op, shape, dtype and source;
+        an edge per use, keyed by the argument position."""
+        g = nx.MultiDiGraph()
+        for n in self.nodes:
+            g.add_node(n.id, op=n.op_name, shape=n.shape, dtype=str(n.dtype), source=n.source,
+                       name=n.name)
+            for pos, a in enumerate(n.inputs):
+                if isinstance(a, Node):
+                    g.add_edge(a.id, n.id, key=pos)
+        for var, value in self.updates:
+            g.add_edge(value.id, var.id, key="update")
+        return g
