@@ -14,6 +14,17 @@ from typing import Any, Callable
 from common import functional as F
 
 
+class PartialTuple(dict):
+    """Cotangents of some outputs of a multi-output op (a control-flow node), by output
+    index; the outputs not listed have a zero cotangent."""
+
+    def __add__(self, other: PartialTuple) -> PartialTuple:
+        merged = PartialTuple(self)
+        for index, g in other.items():
+            merged[index] = merged[index] + g if index in merged else g
+        return merged
+
+
 def topological_order(roots: list, parents: Callable, key: Callable,
                       needs_grad: Callable) -> list:
     """Values reachable from `roots` that need a gradient, each after its inputs."""
@@ -68,7 +79,7 @@ def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
         for x, need, grad in zip(inputs, needs, op.grad_formulas(g, value, inputs, needs, params)):
             if not need or grad is None:
                 continue
-            if not _shape_known_equal(grad.shape, x.shape):
+            if not isinstance(grad, PartialTuple) and not _shape_known_equal(grad.shape, x.shape):
                 grad = F.sum_to_like(grad, x)  # undo broadcasting, once, for every op
             k = key(x)
             grads[k] = grad if k not in grads else grads[k] + grad

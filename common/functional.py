@@ -11,3 +11,4 @@ from common.ops.linalg import *
 from common.ops.nn import *
 from common.ops.reduction import *
 from common.ops.shape import *
+from common.control import *

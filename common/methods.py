@@ -45,6 +45,12 @@ class ArrayMethods:
     def __gt__(self, other): return apply(ew.GT, self, other)  # noqa: E704
     def __ge__(self, other): return apply(ew.GE, self, other)  # noqa: E704
 
+    def __and__(self, other): return apply(ew.LOGICAL_AND, self, other)  # noqa: E704
+    def __rand__(self, other): return apply(ew.LOGICAL_AND, other, self)  # noqa: E704
+    def __or__(self, other): return apply(ew.LOGICAL_OR, self, other)  # noqa: E704
+    def __ror__(self, other): return apply(ew.LOGICAL_OR, other, self)  # noqa: E704
+    def __invert__(self): return apply(ew.LOGICAL_NOT, self)  # noqa: E704
+
     def __getitem__(self, index: Any) -> Any:
         return F.getitem(self, index)
 
@@ -155,12 +161,16 @@ class ArrayMethods:
         self._check_inplace(op)
         value = other.data if isinstance(other, ArrayMethods) else other
         xp = array_module([self.data, value])
-        result = op.kernel(xp, self.data, value)
+        try:
+            result = op.kernel(xp, self.data, value)
+        except Exception as exc:
+            raise op.explain_failure(exc, (self.data, value), {}) from None
         if result.shape != self.shape:
             raise ValueError(f"in-place {op.name}: the result's shape {fmt(result.shape)} "
                              f"differs from {fmt(self.shape)}. Fix: use the out-of-place "
                              "operator.")
         xp.copyto(self.data, result, casting="same_kind")
+        self._version += 1
         return self
 
     def __iadd__(self, other): return self._inplace(ew.ADD, other)  # noqa: E704
@@ -169,15 +179,17 @@ class ArrayMethods:
     def __itruediv__(self, other): return self._inplace(ew.DIV, other)  # noqa: E704
 
     def zero_(self) -> Any:
-        self._check_inplace(ew.MUL)
-        self.data[...] = 0
-        return self
+        return self.fill_(0)
 
     def fill_(self, value: float) -> Any:
+        self._check_inplace(ew.MUL)
         self.data[...] = value
+        self._version += 1
         return self
 
     def copy_(self, source: Any) -> Any:
+        self._check_inplace(ew.ADD)
         value = source.data if isinstance(source, ArrayMethods) else source
         array_module([self.data]).copyto(self.data, value, casting="same_kind")
+        self._version += 1
         return self

@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 from common.autodiff import backpropagate
+from common.backend import array_module
 from common.methods import ArrayMethods
 from common.ops.core import fmt
 
@@ -17,12 +18,13 @@ from common.ops.core import fmt
 class Node:
     """One tape entry: how a tensor was made. `inputs` is None once the graph was freed."""
 
-    __slots__ = ("op", "inputs", "params")
+    __slots__ = ("op", "inputs", "params", "versions")
 
     def __init__(self, op: Any, inputs: tuple, params: dict) -> None:
         self.op = op  # an OpDef, or a custom Function's adapter
         self.inputs = inputs  # the op's arguments: tensors, parameters, arrays, scalars
         self.params = params
+        self.versions = [getattr(a, "_version", 0) for a in inputs]  # to detect later edits
 
     @property
     def name(self) -> str:
@@ -50,13 +52,17 @@ def set_grad_enabled(mode: bool):
 class no_grad(contextlib.ContextDecorator):
     """Run without recording the tape (`with E.no_grad():` or `@E.no_grad()`)."""
 
+    def __init__(self) -> None:
+        self._previous: list[bool] = []  # a stack: one instance may be entered recursively
+
     def __enter__(self):
         global grad_enabled
-        self._previous, grad_enabled = grad_enabled, False
+        self._previous.append(grad_enabled)
+        grad_enabled = False
 
     def __exit__(self, *exc):
         global grad_enabled
-        grad_enabled = self._previous
+        grad_enabled = self._previous.pop()
 
 
 def enable_grad():
@@ -82,6 +88,13 @@ def _parents(tensor: Any) -> tuple | None:
         return None
     if node.inputs is None:
         raise RuntimeError(FREED)
+    for position, (value, version) in enumerate(zip(node.inputs, node.versions)):
+        if getattr(value, "_version", 0) != version:
+            raise RuntimeError(
+                f"backward: input {position} of {node.name} was modified in place after "
+                f"{node.name} used it (version {version} -> {value._version}), so its gradient "
+                "would be wrong. Fix: update it after backward(), or use an out-of-place op."
+            )
     return node.op, node.inputs, node.params
 
 
@@ -112,7 +125,7 @@ def _seed(output: Any, grad: Any) -> Any:
                 "the gradient to start from is ambiguous. Fix: reduce it first (.sum() or "
                 ".mean()), or pass grad= with the output's shape."
             )
-        return Tensor._make(output.data * 0 + 1)
+        return Tensor._make(array_module([output.data]).ones_like(output.data))
     grad = as_tensor(grad, device=output.device)
     if grad.shape != output.shape:
         raise RuntimeError(

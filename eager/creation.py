@@ -22,8 +22,7 @@ def _leaf(array: Any, requires_grad: bool) -> Tensor:
 def tensor(data: Any, dtype: Any = None, device: str = "cpu",
            requires_grad: bool = False) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats become float32)."""
-    made = as_tensor(data, dtype, device)
-    return _leaf(made.data.copy() if made.data is data else made.data, requires_grad)
+    return _leaf(as_tensor(data, dtype, device).data.copy(), requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

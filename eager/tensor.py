@@ -27,7 +27,8 @@ class Tensor(ArrayMethods):
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad", "_version",
+                 "__weakref__")
     _priority = 2  # outranks parameters and arrays; symbols outrank tensors
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -37,6 +38,7 @@ class Tensor(ArrayMethods):
         self.grad = None
         self._node = None
         self._retains_grad = False
+        self._version = 0  # bumped by every in-place change, checked by backward
 
     @staticmethod
     def _make(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
@@ -47,6 +49,7 @@ class Tensor(ArrayMethods):
         t.grad = None
         t._node = node
         t._retains_grad = False
+        t._version = 0
         return t
 
     @staticmethod

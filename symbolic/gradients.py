@@ -44,31 +44,38 @@ def _check_differentiable(x: Symbol, position: int) -> None:
                               "placeholders or variables.", x.node.source))
 
 
-def grad(y: Any, xs: Any, grad_y: Any = None) -> list[Symbol]:
+def _seed(y: Symbol) -> Symbol:
+    if y.shape is not None and (None in y.shape or int(np.prod(y.shape)) != 1):
+        raise OpError(at_line(f"grad: y has shape {y.shape}, not a single value, so the "
+                              "gradient to start from is ambiguous. Fix: reduce y first "
+                              "(F.sum or F.mean), or pass grad_y.", user_line()))
+    return F.broadcast_like(constant(np.ones((), y.dtype)), y)
+
+
+def grad(y: Any, xs: Any, grad_y: Any = None) -> Any:
     """Symbols for d(y)/d(x) for each x in `xs` (zeros where y does not depend on x).
 
-    `y` must be a single value unless `grad_y` (the gradient flowing into y) is given.
+    `y` must be a single value unless `grad_y` (the gradient flowing into y) is given;
+    a list of ys with a list of grad_ys gives the gradient of sum(<y_i, grad_y_i>).
     """
-    y = as_symbol(y)
+    ys = [as_symbol(v) for v in (y if isinstance(y, (list, tuple)) else [y])]
     single = not isinstance(xs, (list, tuple))
     xs = [as_symbol(x) for x in ([xs] if single else xs)]
     for i, x in enumerate(xs):
         _check_differentiable(x, i)
     if grad_y is None:
-        if y.shape is not None and int(np.prod(y.shape or (1,))) != 1 or None in (y.shape or ()):
-            raise OpError(at_line(f"grad: y has shape {y.shape}, not a single value, so the "
-                                  "gradient to start from is ambiguous. Fix: reduce y first "
-                                  "(F.sum or F.mean), or pass grad_y.", user_line()))
-        seed = F.broadcast_like(constant(np.ones((), y.dtype)), y)
+        seeds = [_seed(v) for v in ys]
     else:
-        seed = as_symbol(grad_y)
-    reach = _depending_on([x.node for x in xs], [y.node])
+        seeds = [as_symbol(g) for g in (grad_y if isinstance(grad_y, (list, tuple))
+                                        else [grad_y])]
+    reach = _depending_on([x.node for x in xs], [v.node for v in ys])
     wanted = {x.node.id for x in xs}
 
     def needs_grad(value: Any) -> bool:
-        return isinstance(value, Symbol) and value.node.id in reach and value.dtype.kind == "f"
+        return (isinstance(value, Symbol) and value.node.id in reach
+                and value.dtype.kind in "fO")  # floats, and tuples of control-flow nodes
 
-    found = backpropagate([y], [seed], _parents, lambda s: s.node.id, needs_grad,
+    found = backpropagate(ys, seeds, _parents, lambda s: s.node.id, needs_grad,
                           lambda s: s.node.id in wanted)
     out = []
     for x in xs:

@@ -108,8 +108,9 @@ def _format_constant(value: Any) -> str:
     return f"<{array.size} values>"
 
 
-def ancestors_in_order(roots: list[Node]) -> list[Node]:
-    """Every node the roots depend on, each after its inputs (ties by creation order)."""
+def ancestors_in_order(roots: list[Node], stop: set[int] = frozenset()) -> list[Node]:
+    """Every node the roots depend on, each after its inputs (ties by creation order);
+    the walk does not go above nodes whose id is in `stop` (a subgraph's inputs)."""
     order, seen = [], set()
     stack = [(n, False) for n in sorted(roots, key=lambda n: -n.id)]
     while stack:
@@ -121,6 +122,8 @@ def ancestors_in_order(roots: list[Node]) -> list[Node]:
             continue
         seen.add(node.id)
         stack.append((node, True))
+        if node.id in stop:
+            continue
         parents = [a for a in node.inputs if isinstance(a, Node) and a.id not in seen]
         stack.extend((p, False) for p in sorted(parents, key=lambda n: -n.id))
     return order
@@ -138,7 +141,8 @@ class Graph:
     def __post_init__(self) -> None:
         if not self.nodes:
             roots = list(self.outputs) + [v for pair in self.updates for v in pair]
-            self.nodes = ancestors_in_order(roots + list(self.inputs))
+            self.nodes = ancestors_in_order(roots + list(self.inputs),
+                                            {n.id for n in self.inputs})
 
     @property
     def variables(self) -> list[Node]:

@@ -124,6 +124,13 @@ class Symbol(ArrayMethods):
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    @staticmethod
+    def _control(kind: str, *args: Any) -> Any:
+        """F.cond / F.while_loop / F.scan on symbols become control-flow nodes."""
+        from symbolic import control
+
+        return getattr(control, kind)(*args)
+
     def _check_inplace(self, op: Any) -> None:
         raise TypeError(f"in-place {op.name} on a symbol: graph values are immutable. Fix: "
                         "write `x = x + y`, or update a variable with "

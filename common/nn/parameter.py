@@ -17,7 +17,7 @@ from common.methods import ArrayMethods
 
 
 class Parameter(ArrayMethods):
-    __slots__ = ("data", "grad", "requires_grad", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_version", "__weakref__")
     _priority = 1  # below eager tensors and symbols: they decide how it is used
     _node = None  # always a leaf of the eager tape
     _retains_grad = False
@@ -30,6 +30,7 @@ class Parameter(ArrayMethods):
         self.grad = None  # an eager tensor after backward
         self.requires_grad = requires_grad
         self.name = name
+        self._version = 0  # bumped by in-place changes, as for tensors
 
     @staticmethod
     def _apply(op: Any, args: tuple, params: dict) -> Any:

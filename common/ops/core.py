@@ -59,6 +59,9 @@ def aval_of(value: Any) -> Aval:
         return Aval((), type(value), weak=True)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return Aval(tuple(value.shape), np.dtype(value.dtype))
+    if isinstance(value, (list, tuple)):
+        array = np.asarray(value)
+        return Aval(array.shape, array.dtype)
     raise DTypeError(
         f"cannot use a {type(value).__name__} as an array argument. "
         "Fix: pass a tensor, an array or a Python number."

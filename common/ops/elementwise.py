@@ -26,7 +26,7 @@ from common.ops.core import (
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "tanh",
     "sigmoid", "relu", "clamp", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt",
-    "ge", "logical_and", "cast",
+    "ge", "logical_and", "logical_or", "logical_not", "cast",
 ]  # fmt: skip
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((), (2, 3))]
@@ -93,13 +93,20 @@ def _pow_kernel(xp, x, y):
     return xp.power(x, y)
 
 
+def _pow_vjp_base(g, out, x, y):
+    """g * y * x**(y-1), taken as 0 where y == 0 (x**0 is constant, even at x == 0)."""
+    if isinstance(y, (int, float)):
+        return g * 0 if y == 0 else g * y * x ** (y - 1)
+    return F.where(y == 0, 0, g * y * x ** (y - 1))
+
+
 def _pow_vjp_exponent(g, out, x, y):
     """g * x**y * log(x), taken as 0 where x == 0 (the limit for y > 0, as torch does)."""
     return g * out * F.log(F.where(x == 0, 1, x))
 
 
 POW = _elementwise(
-    "pow", _pow_kernel, (lambda g, out, x, y: g * y * x ** (y - 1), _pow_vjp_exponent),
+    "pow", _pow_kernel, (_pow_vjp_base, _pow_vjp_exponent),
     "({0} ** {1})", 2, low=0.5, high=2.0,
 )  # fmt: skip
 
@@ -207,6 +214,9 @@ LE = _comparison("le", "less_equal", "<=")
 GT = _comparison("gt", "greater", ">")
 GE = _comparison("ge", "greater_equal", ">=")
 LOGICAL_AND = _comparison("logical_and", "logical_and", "&")
+LOGICAL_OR = _comparison("logical_or", "logical_or", "|")
+LOGICAL_NOT = _elementwise("logical_not", lambda xp, x: xp.logical_not(x), None, "(~{0})", 1,
+                           dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
 
 
 def _cast_vjp(g, out, x, dtype):
@@ -322,6 +332,14 @@ def ge(x: Any, y: Any) -> Any:
 
 def logical_and(x: Any, y: Any) -> Any:
     return apply(LOGICAL_AND, x, y)
+
+
+def logical_or(x: Any, y: Any) -> Any:
+    return apply(LOGICAL_OR, x, y)
+
+
+def logical_not(x: Any) -> Any:
+    return apply(LOGICAL_NOT, x)
 
 
 def cast(x: Any, dtype: Any) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 from common import functional as F
 from common import random
 from common.dispatch import apply
-from common.ops.core import Aval, DTypeError, OpDef, OpError, ShapeError, declare, fmt
+from common.ops.core import Aval, DTypeError, OpDef, OpError, ShapeError, aval_of, declare, fmt
 
 __all__ = [
     "unfold", "fold", "one_hot", "softmax", "log_softmax", "logsumexp", "mse_loss",
@@ -151,10 +151,10 @@ def logsumexp(x: Any, axis: Any = -1, keepdims: bool = False) -> Any:
 
 def mse_loss(pred: Any, target: Any) -> Any:
     """Mean of squared differences over all elements."""
-    if tuple(pred.shape) != tuple(np.shape(target) if not hasattr(target, "shape")
-                                  else target.shape):
-        raise ShapeError(f"mse_loss: prediction {fmt(tuple(pred.shape))} and target "
-                         f"{fmt(tuple(target.shape))} differ in shape. Fix: reshape the target "
+    pred_shape, target_shape = aval_of(pred).shape, aval_of(target).shape
+    if pred_shape != target_shape:
+        raise ShapeError(f"mse_loss: prediction {fmt(pred_shape)} and target "
+                         f"{fmt(target_shape)} differ in shape. Fix: reshape the target "
                          "to the prediction's shape (broadcasting here is usually a bug).")
     diff = pred - target
     return F.mean(diff * diff)

@@ -253,12 +253,31 @@ def test_inplace_update_under_no_grad():
     np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
 
 
-def test_inplace_update_while_recording_names_no_grad():
+def _isub(t):
+    t -= 0.1
+
+
+def _imul(t):
+    t *= 2.0
+
+
+INPLACE = [
+    pytest.param(_isub, id="-="),
+    pytest.param(_imul, id="*="),
+    pytest.param(lambda t: t.zero_(), id="zero_"),
+    pytest.param(lambda t: t.fill_(7.0), id="fill_"),
+    pytest.param(lambda t: t.copy_(np.zeros(3)), id="copy_"),
+]
+
+
+@pytest.mark.parametrize("update", INPLACE)
+def test_inplace_update_while_recording_names_no_grad(update):
+    """Every in-place method refuses a tensor that requires grad while the tape records."""
     w = leaf(1.0, 2.0, 3.0)
     (w * w).sum().backward()
     before = snapshot(w)
     with pytest.raises(RuntimeError, match="no_grad"):
-        w -= 0.1 * w.grad
+        update(w)
     assert_unchanged(before, w)
 
 
