@@ -6,9 +6,9 @@
 The functions live next to their op declarations in `common/ops/`; this module gathers them.
 """
 
+from common.control import *
 from common.ops.elementwise import *
 from common.ops.linalg import *
 from common.ops.nn import *
 from common.ops.reduction import *
 from common.ops.shape import *
-from common.control import *
