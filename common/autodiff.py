@@ -79,8 +79,11 @@ def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
         for x, need, grad in zip(inputs, needs, op.grad_formulas(g, value, inputs, needs, params)):
             if not need or grad is None:
                 continue
-            if not isinstance(grad, PartialTuple) and not _shape_known_equal(grad.shape, x.shape):
-                grad = F.sum_to_like(grad, x)  # undo broadcasting, once, for every op
+            if not isinstance(grad, PartialTuple):
+                if not _shape_known_equal(grad.shape, x.shape):
+                    grad = F.sum_to_like(grad, x)  # undo broadcasting, once, for every op
+                if grad.dtype != x.dtype:
+                    grad = F.cast(grad, x.dtype)  # a gradient has its input's dtype
             k = key(x)
             grads[k] = grad if k not in grads else grads[k] + grad
         if after is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from common import functional as F
+from common.dispatch import owner_engine
 from common.ops.core import OpError
 
 __all__ = ["cond", "while_loop", "scan"]
@@ -30,8 +31,8 @@ def rebuild(like: Any, values: list) -> Any:
 
 def _control_engine(values: list) -> Any:
     """The engine class that turns control flow into graph nodes, if any argument has one."""
-    best = max(values, key=lambda v: getattr(v, "_priority", 0), default=None)
-    return type(best) if hasattr(best, "_control") else None
+    engine = owner_engine(values)
+    return engine if hasattr(engine, "_control") else None
 
 
 def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:

@@ -9,11 +9,13 @@ themselves here (`register_default_engine`), so `common` never imports them.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from common.backend import array_module
 
 _default_engine: Any = None  # the engine that parameters fall back to (eager, when imported)
+_scopes: list = []  # engines that own parameter-only ops while a model runs on their values
 
 
 def register_default_engine(engine: Any) -> None:
@@ -22,7 +24,26 @@ def register_default_engine(engine: Any) -> None:
     _default_engine = engine
 
 
+@contextlib.contextmanager
+def engine_scope(engine: Any):
+    """Inside, ops on parameters alone (`w.T`) run on `engine`: a model called on symbols
+    must turn its weights into graph nodes too, not compute them eagerly."""
+    _scopes.append(engine)
+    try:
+        yield
+    finally:
+        _scopes.pop()
+
+
+def owner_engine(values) -> Any:
+    """The class of the highest-priority engine value among `values` (None if none)."""
+    best = max(values, key=lambda v: getattr(v, "_priority", 0), default=None)
+    return type(best) if getattr(best, "_priority", 0) else None
+
+
 def default_engine() -> Any:
+    if _scopes:
+        return _scopes[-1]
     if _default_engine is None:
         raise RuntimeError(
             "no engine is loaded to run this op on parameters. "

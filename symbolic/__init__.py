@@ -11,8 +11,10 @@ from symbolic.compiler import CompiledFunction, FeedError, GraphRuntimeError, co
 from symbolic.gradients import grad
 from symbolic.graph import Graph, Node
 from symbolic.symbol import Symbol, Variable, constant, placeholder, variable
+from symbolic.tracing import TracedFunction, function, trace
 
 __all__ = [
     "CompiledFunction", "FeedError", "Graph", "GraphRuntimeError", "Node", "Symbol",
-    "Variable", "compile", "constant", "grad", "placeholder", "variable",
+    "TracedFunction", "Variable", "compile", "constant", "function", "grad", "placeholder",
+    "trace", "variable",
 ]  # fmt: skip

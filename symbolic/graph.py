@@ -24,6 +24,11 @@ SOURCES = ("placeholder", "variable", "constant")
 _ids = itertools.count(1)
 
 
+def next_id() -> int:
+    """Take the next node id: nodes made later have larger ids (subgraph tracing uses it)."""
+    return next(_ids)
+
+
 @dataclass(eq=False)
 class Node:
     op: OpDef | str  # an OpDef, or one of SOURCES

@@ -150,7 +150,7 @@ def _literal_aval(value: Any) -> Aval:
 
 def _infer(op: Any, avals: list[Aval], params: dict) -> Aval:
     """The op's shape rule, or, with an input of unknown rank, only its dtype."""
-    if all(a.weak or a.shape is not None for a in avals):
+    if all(a.weak or a.shape is not None or a.dtype == object for a in avals):  # tuples
         return op.abstract(*avals, **params)
     scalars = [Aval((), a.dtype, a.weak) for a in avals]
     try:
@@ -209,15 +209,17 @@ def constant(value: Any, dtype: Any = None) -> Symbol:
     return Symbol(node)
 
 
-_bound: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # parameter -> its variable
+_bound: dict[int, Node] = {}  # id(parameter) -> its variable node, while the parameter lives
 
 
 def bind(storage: Any) -> Symbol:
-    """The variable bound to a `common.nn` Parameter (one per parameter, made on first use)."""
-    node = _bound.get(storage)
-    if node is None:
+    """The variable bound to a `common.nn` Parameter (one per parameter, made on first use).
+    Keyed by identity: a parameter's == is elementwise."""
+    node = _bound.get(id(storage))
+    if node is None or node.value is not storage or node.name != storage.name:
         node = _variable_symbol(storage, getattr(storage, "name", None)).node
-        _bound[storage] = node
+        _bound[id(storage)] = node
+        weakref.finalize(storage, _bound.pop, id(storage), None)
     return Symbol(node)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from common.dispatch import engine_scope, owner_engine
 from common.nn.parameter import Parameter
 from common.ops.core import fmt
 
@@ -39,6 +40,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        engine = owner_engine(args)
+        if engine is not None and engine._priority > Parameter._priority + 1:
+            with engine_scope(engine):  # symbols in: the weights become variables too
+                return self.forward(*args, **kwargs)
         return self.forward(*args, **kwargs)
 
     # ---- walking the tree ------------------------------------------------------------------

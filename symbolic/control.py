@@ -1,0 +1,321 @@
+"""Control-flow nodes: `cond`, `while_loop` and `scan` on symbols.
+
+Each body is a subgraph traced once from the Python function, on fresh placeholders; outer
+values it uses (weights, other symbols) become extra inputs of the node, so gradients reach
+them. A control node yields a tuple; `item` nodes pick its parts.
+
+Gradients: `cond` differentiates each branch (a cond of the branch gradients); `scan` runs
+a reverse scan of the body's gradient, using the carries the forward scan saved (the
+tape of a loop, kept as data); `while_loop` has no reverse mode and says to use `scan`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from common import functional as F
+from common.autodiff import PartialTuple
+from common.control import leaves, rebuild
+from common.dispatch import apply
+from common.ops.core import Aval, OpDef, OpError, declare
+from symbolic.codegen import generate
+from symbolic.graph import Graph, Node, next_id
+from symbolic.symbol import Symbol, as_symbol, at_line, constant, user_line
+
+TUPLE = Aval(None, np.dtype(object))  # the abstract value of a control node's tuple
+
+
+class Body:
+    """A traced subgraph: inputs are the function's arguments, then the captured values."""
+
+    def __init__(self, graph: Graph, structure: Any) -> None:
+        self.graph = graph
+        self.structure = structure  # what the function returned, to rebuild tuples
+        self._plans: dict[str, Any] = {}
+
+    def run(self, xp: Any, *args: Any) -> tuple:
+        plan = self._plans.get(xp.__name__)
+        if plan is None:
+            plan = self._plans[xp.__name__] = generate(self.graph, xp).fn
+        return plan(*args)
+
+    def __repr__(self) -> str:
+        return f"<body: {len(self.graph.ops)} ops>"
+
+
+def _trace(fn: Callable, avals: list[Aval], names: list[str]) -> tuple:
+    """Call `fn` on fresh placeholders: (placeholder nodes, fn's result, output nodes, the
+    first node id of the trace)."""
+    start = next_id()
+    source = user_line()
+    args = [Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
+            for a, n in zip(avals, names)]
+    result = fn([Symbol(a) for a in args])
+    outputs = [as_symbol(o).node for o in leaves(result)] if result is not None else []
+    return args, result, outputs, start
+
+
+def _captures(outputs: list[Node], args: list[Node], start: int) -> list[Node]:
+    """Outer nodes a body reads: made before tracing began, or variables (which must be
+    inputs so that gradients reach them)."""
+    arg_ids = {a.id for a in args}
+    found: dict[int, Node] = {}
+    stack = list(outputs)
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node.id in seen or node.id in arg_ids:
+            continue
+        seen.add(node.id)
+        if node.id < start or node.op == "variable":
+            found[node.id] = node
+            continue
+        stack.extend(a for a in node.inputs if isinstance(a, Node))
+    return sorted(found.values(), key=lambda n: n.id)
+
+
+def _bodies(fns: list[Callable], avals: list[Aval], names: list[str]) -> tuple[list, list]:
+    """Trace several functions of the same arguments; all share one list of captures."""
+    traces = [_trace(fn, avals, names) for fn in fns]
+    captured: dict[int, Node] = {}
+    for args, _, outputs, start in traces:
+        captured.update((n.id, n) for n in _captures(outputs, args, start))
+    caps = sorted(captured.values(), key=lambda n: n.id)
+    bodies = [Body(Graph(args + caps, outputs), result) for args, result, outputs, _ in traces]
+    return bodies, caps
+
+
+def inline(graph: Graph, args: list) -> list:
+    """Re-apply a subgraph's ops to new arguments (symbols): a copy of the body, in place."""
+    values: dict[int, Any] = {n.id: a for n, a in zip(graph.inputs, args)}
+    for node in graph.nodes:
+        if node.id in values:
+            continue
+        if node.is_source:
+            values[node.id] = Symbol(node)
+            continue
+        inputs = [values[a.id] if isinstance(a, Node) else a for a in node.inputs]
+        values[node.id] = apply(node.op, *inputs, **node.params)
+    return [values[n.id] for n in graph.outputs]
+
+
+def _avals(values: list) -> list[Aval]:
+    return [as_symbol(v).aval for v in values]
+
+
+def _aval_param(node: Node) -> tuple:
+    return (node.shape, node.dtype.name)
+
+
+def _items(tuple_symbol: Symbol, nodes: list[Node]) -> list[Symbol]:
+    return [apply(ITEM, tuple_symbol, index=i, aval=_aval_param(n)) for i, n in enumerate(nodes)]
+
+
+def _cotangents(g: PartialTuple, out: Symbol, out_avals: tuple) -> list:
+    """Every output's cotangent: the given ones, zeros for the rest."""
+    result = []
+    for i, (shape, dtype) in enumerate(out_avals):
+        if i in g:
+            result.append(g[i])
+        else:
+            like = apply(ITEM, out, index=i, aval=(shape, dtype))
+            result.append(F.broadcast_like(constant(np.zeros((), dtype)), like))
+    return result
+
+
+def _differentiable(values: list) -> list[int]:
+    return [i for i, v in enumerate(values) if as_symbol(v).dtype.kind == "f"]
+
+
+# ---- item: one part of a control node's tuple -----------------------------------------
+
+ITEM = declare(OpDef(
+    "item", "control", lambda xp, t, index, aval: t[index],
+    lambda t, index, aval: Aval(aval[0], np.dtype(aval[1])),
+    vjp=(lambda g, out, t, index, aval: PartialTuple({index: g}),),
+))  # fmt: skip
+
+
+# ---- cond -------------------------------------------------------------------------------
+
+def _cond_kernel(xp, pred, *args, branches, out_avals):
+    return branches[0 if bool(pred) else 1].run(xp, *args)
+
+
+def _cond_vjp(g, out, pred, *args, branches, out_avals):
+    gs = _cotangents(g, out, out_avals)
+    wrt = _differentiable(args)
+
+    def branch_vjp(body: Body) -> Callable:
+        def vjp(*a):
+            outs = inline(body.graph, list(a[:len(args)]))
+            from symbolic.gradients import grad
+
+            return tuple(grad(outs, [a[i] for i in wrt], grad_y=list(a[len(args):])))
+        return vjp
+
+    grads = leaves(F.cond(pred, branch_vjp(branches[0]), branch_vjp(branches[1]), *args, *gs))
+    out_grads: list = [None] * (1 + len(args))
+    for i, gr in zip(wrt, grads):
+        out_grads[1 + i] = gr
+    return out_grads
+
+
+COND = declare(OpDef("cond", "control", _cond_kernel, lambda *a, **p: TUPLE, vjp=_cond_vjp))
+
+
+def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
+    pred = as_symbol(pred)
+    if pred.shape not in ((), None):
+        raise OpError(at_line(f"cond: the predicate must be a single boolean, got shape "
+                              f"{pred.shape}. Fix: reduce it, or use F.where for an "
+                              "elementwise choice.", user_line()))
+    avals = _avals(list(operands))
+    names = [f"operand{i}" for i in range(len(operands))]
+    (true_body, false_body), caps = _bodies(
+        [lambda a: true_fn(*a), lambda a: false_fn(*a)], avals, names)
+    t_out, f_out = true_body.graph.outputs, false_body.graph.outputs
+    if [n.aval for n in t_out] != [n.aval for n in f_out]:
+        raise OpError(at_line("cond: the branches return different types: "
+                              f"{[n.type_str() for n in t_out]} vs "
+                              f"{[n.type_str() for n in f_out]}. Fix: make both branches "
+                              "return values of the same shapes and dtypes.", user_line()))
+    node = apply(COND, pred, *operands, *(Symbol(c) for c in caps),
+                 branches=(true_body, false_body), out_avals=tuple(map(_aval_param, t_out)))
+    return rebuild(true_body.structure, _items(node, t_out))
+
+
+# ---- while_loop -------------------------------------------------------------------------
+
+def _while_kernel(xp, *args, test, body, n_carry, out_avals):
+    carry, caps = list(args[:n_carry]), args[n_carry:]
+    while bool(test.run(xp, *carry, *caps)[0]):
+        carry = list(body.run(xp, *carry, *caps))
+    return tuple(carry)
+
+
+def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
+    raise OpError(at_line(
+        "while_loop: reverse-mode gradients through a while_loop are not supported: the "
+        "number of iterations is only known at run time. Fix: use F.scan with a fixed "
+        "number of steps (mask the steps you do not need).", user_line()))
+
+
+WHILE = declare(OpDef("while_loop", "control", _while_kernel, lambda *a, **p: TUPLE,
+                      vjp=_while_vjp))
+
+
+def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
+    carry = leaves(init)
+    avals = _avals(carry)
+    names = [f"carry{i}" for i in range(len(carry))]
+    (test, body), caps = _bodies(
+        [lambda a: cond_fn(rebuild(init, a)), lambda a: body_fn(rebuild(init, a))],
+        avals, names)
+    got = [n.aval for n in body.graph.outputs]
+    if got != avals:
+        raise OpError(at_line(f"while_loop: the body changes the carry from {avals} to {got}. "
+                              "Fix: return values of the same shapes and dtypes.", user_line()))
+    node = apply(WHILE, *carry, *(Symbol(c) for c in caps), test=test, body=body,
+                 n_carry=len(carry), out_avals=tuple(map(_aval_param, body.graph.outputs)))
+    return rebuild(init, _items(node, body.graph.outputs))
+
+
+# ---- scan -------------------------------------------------------------------------------
+
+def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
+    carry = list(args[:n_carry])
+    xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
+    befores, ys = [], []
+    for t in range(xs[0].shape[0]):
+        befores.append(carry)
+        outs = body.run(xp, *carry, *(x[t] for x in xs), *caps)
+        carry, ys = list(outs[:n_carry]), ys + [outs[n_carry:]]
+    stacked_ys = [xp.stack([step[i] for step in ys]) for i in range(n_ys)]
+    stacked_carries = [xp.stack([c[i] for c in befores]) for i in range(n_carry)]
+    return (*carry, *stacked_ys, *stacked_carries)
+
+
+def _reverse(x: Any) -> Any:
+    return F.getitem(x, slice(None, None, -1))
+
+
+def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
+    from symbolic.gradients import grad
+
+    gs = _cotangents(g, out, out_avals)
+    xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
+    carries = [apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
+               for i in range(n_carry)]
+    x_wrt, cap_wrt = _differentiable(xs), _differentiable(caps)
+
+    def step(carry, seq):
+        g_carry, g_caps = list(carry[:n_carry]), list(carry[n_carry:])
+        c_t, x_t, g_y = seq[:n_carry], seq[n_carry:n_carry + n_xs], seq[n_carry + n_xs:]
+        outs = inline(body.graph, [*c_t, *x_t, *caps])
+        wrt = [*c_t, *(x_t[i] for i in x_wrt), *(caps[i] for i in cap_wrt)]
+        grads = grad(outs, wrt, grad_y=[*g_carry, *g_y])
+        new_g_carry = grads[:n_carry]
+        g_x = grads[n_carry:n_carry + len(x_wrt)]
+        summed = [acc + new for acc, new in zip(g_caps, grads[n_carry + len(x_wrt):])]
+        return tuple(new_g_carry + summed), tuple(g_x) if g_x else None
+
+    zeros = [F.broadcast_like(constant(np.zeros((), caps[i].dtype)), caps[i]) for i in cap_wrt]
+    g_ys = gs[n_carry:n_carry + n_ys]
+    sequences = tuple(_reverse(s) for s in [*carries, *xs, *g_ys])
+    final, g_xs = F.scan(step, tuple(gs[:n_carry] + zeros), sequences)
+    final = leaves(final)
+    result: list = [None] * len(args)
+    result[:n_carry] = final[:n_carry]
+    for k, i in enumerate(x_wrt):
+        result[n_carry + i] = _reverse(leaves(g_xs)[k])
+    for k, i in enumerate(cap_wrt):
+        result[n_carry + n_xs + i] = final[n_carry + k]
+    return result
+
+
+SCAN = declare(OpDef("scan", "control", _scan_kernel, lambda *a, **p: TUPLE, vjp=_scan_vjp))
+
+
+def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
+    carry, seqs = leaves(init), leaves(xs)
+    seq_avals = _avals(seqs)
+    if any(a.shape is None or not a.shape or a.shape[0] is None for a in seq_avals):
+        raise OpError(at_line("scan: the sequences need a known leading (time) axis. Fix: "
+                              "give the placeholder a shape such as (T, batch, features).",
+                              user_line()))
+    step_avals = [Aval(a.shape[1:], a.dtype) for a in seq_avals]
+    names = [f"carry{i}" for i in range(len(carry))] + [f"x{i}" for i in range(len(seqs))]
+    n_carry = len(carry)
+    y_structure = []
+
+    def flat_step(a: list) -> tuple:
+        result = fn(rebuild(init, a[:n_carry]), rebuild(xs, a[n_carry:]))
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise OpError(at_line("scan: the step function must return (new_carry, y); y may "
+                                  "be None.", user_line()))
+        new_carry, y = result
+        y_structure.append(y)
+        return tuple(leaves(new_carry) + ([] if y is None else leaves(y)))
+
+    (body,), caps = _bodies([flat_step], _avals(carry) + step_avals, names)
+    new_carry = body.graph.outputs[:n_carry]
+    if [n.aval for n in new_carry] != _avals(carry):
+        raise OpError(at_line(f"scan: the step changes the carry from {_avals(carry)} to "
+                              f"{[n.aval for n in new_carry]}. Fix: return a carry of the same "
+                              "shapes and dtypes.", user_line()))
+    y_structure = y_structure[0]
+    ys_nodes = body.graph.outputs[n_carry:]
+    t = seq_avals[0].shape[0]
+    out_avals = (tuple(map(_aval_param, new_carry))
+                 + tuple(((t,) + n.shape, n.dtype.name) for n in ys_nodes)
+                 + tuple(((t,) + n.shape, n.dtype.name) for n in new_carry))
+    node = apply(SCAN, *carry, *seqs, *(Symbol(c) for c in caps), body=body, n_carry=n_carry,
+                 n_xs=len(seqs), n_ys=len(ys_nodes), out_avals=out_avals)
+    parts = [apply(ITEM, node, index=i, aval=out_avals[i])
+             for i in range(n_carry + len(ys_nodes))]
+    ys = None if y_structure is None else rebuild(y_structure, parts[n_carry:])
+    return rebuild(init, parts[:n_carry]), ys
+
