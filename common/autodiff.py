@@ -75,6 +75,8 @@ def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
         if made_by is None:
             continue
         op, inputs, params = made_by
+        if op.vjp is None:  # not differentiable (comparisons, stop_gradient): nothing flows
+            continue
         needs = [needs_grad(a) for a in inputs]
         for x, need, grad in zip(inputs, needs, op.grad_formulas(g, value, inputs, needs, params)):
             if not need or grad is None:

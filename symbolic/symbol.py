@@ -100,6 +100,15 @@ class Symbol(ArrayMethods):
     def name(self) -> str:
         return self.node.name or self.node.label
 
+    @property
+    def value(self) -> Any:
+        """The current array of a variable or constant (other symbols have none yet)."""
+        if self.node.op == "variable":
+            return self.node.value.data
+        if self.node.op == "constant":
+            return self.node.value
+        raise TypeError(DEFERRED.format(what="reading the value of"))
+
     def __repr__(self) -> str:
         return f"<Symbol {self.node.label} = {self.node.op_name} : {self.node.type_str()}>"
 
