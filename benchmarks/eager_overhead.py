@@ -46,7 +46,8 @@ BATCH = 64
 LR = 0.1
 OP_TARGET_NS = 4_000_000  # each per-op sample loops for about 4 ms
 STEP_TARGET_NS = 20_000_000  # each training-step sample loops for about 20 ms
-REPEATS = 21
+REPEATS = 31
+NOISY = 0.25  # an IQR wider than this fraction of the median is flagged
 LOSS_TOLERANCE = 1e-4
 
 
@@ -62,6 +63,10 @@ class Stats:
     def of(cls, samples: list[float]) -> Stats:
         q1, median, q3 = statistics.quantiles(samples, n=4)
         return cls(median, q1, q3)
+
+    @property
+    def noisy(self) -> bool:
+        return self.q3 - self.q1 > NOISY * self.median
 
 
 def _per_call_ns(fn: Callable[[], Any], number: int) -> float:
@@ -82,7 +87,7 @@ def _calibrate(fn: Callable[[], Any], target_ns: int) -> int:
 
 
 def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
-         repeats: int = REPEATS, settle_s: float = 0.0) -> dict[str, Stats]:
+         repeats: int = REPEATS) -> dict[str, Stats]:
     """Per-call time of each contender, interleaved across repeats, gc off while timing."""
     numbers = {name: _calibrate(fn, target_ns) for name, fn in contenders.items()}
     names = list(contenders)
@@ -93,7 +98,6 @@ def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
         for r in range(repeats):
             shift = r % len(names)  # rotate who goes first
             for name in names[shift:] + names[:shift]:
-                time.sleep(settle_s)
                 samples[name].append(_per_call_ns(contenders[name], numbers[name]))
     finally:
         gc.enable()
@@ -103,10 +107,12 @@ def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
 # ---- printing ----------------------------------------------------------------------------
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    line = lambda cells: "  ".join(  # noqa: E731
-        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(
-            zip(cells, widths)))
+    widths = [max(len(c) for c in col) for col in zip(headers, *rows)]
+
+    def line(cells: list[str]) -> str:  # the first column left-aligned, numbers right-aligned
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
     print(line(headers))
     print("  ".join("-" * w for w in widths))
     for row in rows:
@@ -118,18 +124,34 @@ def _us(ns: float) -> str:
 
 
 def _iqr(s: Stats) -> str:
-    return f"{_us(s.q1)}-{_us(s.q3)}"
+    return f"{_us(s.q1)}-{_us(s.q3)}" + (" (noisy)" if s.noisy else "")
+
+
+def print_noise_note(stats: list[Stats]) -> None:
+    if any(s.noisy for s in stats):
+        print(f"  (noisy): the IQR exceeds {NOISY:.0%} of the median; on a machine with few "
+              "cores this is\n  usually thread pools (torch's OpenMP, numpy's OpenBLAS) "
+              "fighting for the CPUs: see the\n  thread pools listed at the end.")
 
 
 def _ratio(s: Stats, ref: Stats | None) -> str:
     return "-" if ref is None else f"{s.median / ref.median:.1f}x"
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def print_machine() -> None:
     print("machine")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"  {platform.machine()} {platform.processor() or ''}; os.cpu_count()={os.cpu_count()}"
-          f", usable CPUs={cpus}; Python {platform.python_version()}")
+    print(f"  {_cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
+          f"Python {platform.python_version()} on {platform.machine()}")
     print(f"  numpy {np.__version__}", end="")
     if torch is None:
         print("; torch not importable (its columns are left out)")
@@ -173,15 +195,17 @@ def bench_ops() -> None:
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(16).astype(np.float32) for _ in range(2))
     contenders = op_contenders(a, b)
-    rows = []
+    rows, all_stats = [], []
     floor = race({"": partial(lambda m, a, b: None, np, a, b)}, OP_TARGET_NS)[""]
     rows.append(["(empty call: loop + partial)", "harness", _us(floor.median), _iqr(floor), "-"])
     for op_name, op in OPS.items():
         stats = race({name: partial(op, *args) for name, args in contenders.items()},
                      OP_TARGET_NS)
+        all_stats.extend(stats.values())
         for name, s in stats.items():
             rows.append([op_name, name, _us(s.median), _iqr(s), _ratio(s, stats["numpy"])])
     print_table(["op", "contender", "us/op", "IQR (us)", "vs numpy"], rows)
+    print_noise_note(all_stats)
     if torch is None:
         print("  (torch is not importable: its rows are left out)")
     print("  every row includes the harness's empty-call time shown first")
@@ -286,7 +310,7 @@ def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Non
     losses = {}
     for name, make in STEP_FACTORIES.items():
         step = make(weights, x, y)
-        losses[name] = [float(step()) for _ in range(2)]
+        losses[name] = [step().item() for _ in range(2)]
     ref = losses["numpy, by hand"]
     worst = max(abs(a - b) for ls in losses.values() for a, b in zip(ls, ref))
     for name, (first, second) in losses.items():
@@ -311,9 +335,24 @@ def bench_training_step() -> None:
             for name, s in stats.items()]
     print()
     print_table(["contender", "us/step", "IQR (us)", "vs numpy", "vs torch"], rows)
+    print_noise_note(list(stats.values()))
     if torch is None:
         print("  (torch is not importable: no torch row or ratio)")
     print()
+
+
+def print_thread_pools() -> None:
+    """The native thread pools loaded by now (numpy's BLAS, torch's and sklearn's OpenMP)."""
+    try:
+        from threadpoolctl import threadpool_info  # comes with scikit-learn (for the digits)
+    except ImportError:
+        print("thread pools: threadpoolctl is not installed, so they are not listed")
+        return
+    print("thread pools loaded in this process")
+    for pool in threadpool_info():
+        owner = pool["filepath"].split("site-packages/")[-1].split("/")[0]
+        print(f"  {pool['internal_api']:9s} {pool['num_threads']} threads  ({owner}: "
+              f"{os.path.basename(pool['filepath'])})")
 
 
 def main() -> None:
@@ -321,6 +360,8 @@ def main() -> None:
     print_machine()
     bench_ops()
     bench_training_step()
+    print_thread_pools()
+    print()
     print(f"total time {time.perf_counter() - start:.1f} s")
 
 

@@ -27,28 +27,37 @@ class PartialTuple(dict):
 
 def topological_order(roots: list, parents: Callable, key: Callable,
                       needs_grad: Callable) -> list:
-    """Values reachable from `roots` that need a gradient, each after its inputs."""
+    """(value, made_by, needs) for the values reachable from `roots` that need a gradient,
+    each after its inputs: made_by is `parents(value)` (None for a leaf or an op with no
+    VJP) and needs flags the inputs a gradient must reach; both are read once, here."""
     order, seen = [], set()
-    stack = [(root, False) for root in roots]
+    stack = [(root, None, None) for root in roots]
     while stack:
-        value, expanded = stack.pop()
-        if expanded:
-            order.append(value)
+        value, made_by, needs = stack.pop()
+        if made_by is not None:  # second visit: its inputs are all in `order` now
+            order.append((value, made_by, needs))
             continue
-        if key(value) in seen:
+        k = key(value)
+        if k in seen:
             continue
-        seen.add(key(value))
+        seen.add(k)
         made_by = parents(value)
-        if made_by is None:
-            order.append(value)
+        if made_by is None or made_by[0].vjp is None:  # a leaf, or nothing flows through
+            order.append((value, None, None))
             continue
-        stack.append((value, True))
-        stack.extend((a, False) for a in made_by[1] if needs_grad(a) and key(a) not in seen)
+        needs = [needs_grad(a) for a in made_by[1]]
+        stack.append((value, made_by, needs))
+        stack.extend((a, None, None) for a, need in zip(made_by[1], needs)
+                     if need and key(a) not in seen)
     return order
 
 
-def _shape_known_equal(a: tuple | None, b: tuple | None) -> bool:
-    return a is not None and a == b and None not in a
+def _as_input_gradient(grad: Any, x: Any) -> Any:
+    """`grad` summed over broadcast axes and cast to `x`'s dtype (done once, for every op)."""
+    if isinstance(grad, PartialTuple):
+        return grad
+    grad = F.sum_to_like(grad, x)
+    return grad if grad.dtype == x.dtype else F.cast(grad, x.dtype)
 
 
 def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
@@ -65,29 +74,21 @@ def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
         k = key(root)
         grads[k] = seed if k not in grads else grads[k] + seed
     found = {}
-    for value in reversed(order):
-        g = grads.pop(key(value), None)
+    for value, made_by, needs in reversed(order):
+        k = key(value)
+        g = grads.pop(k, None)
         if g is None:
             continue
         if capture(value):
-            found[key(value)] = (value, g)
-        made_by = parents(value)
+            found[k] = (value, g)
         if made_by is None:
             continue
         op, inputs, params = made_by
-        if op.vjp is None:  # not differentiable (comparisons, stop_gradient): nothing flows
-            continue
-        needs = [needs_grad(a) for a in inputs]
         for x, need, grad in zip(inputs, needs, op.grad_formulas(g, value, inputs, needs, params)):
-            if not need or grad is None:
-                continue
-            if not isinstance(grad, PartialTuple):
-                if not _shape_known_equal(grad.shape, x.shape):
-                    grad = F.sum_to_like(grad, x)  # undo broadcasting, once, for every op
-                if grad.dtype != x.dtype:
-                    grad = F.cast(grad, x.dtype)  # a gradient has its input's dtype
-            k = key(x)
-            grads[k] = grad if k not in grads else grads[k] + grad
+            if need and grad is not None:
+                grad = _as_input_gradient(grad, x)
+                kx = key(x)
+                grads[kx] = grad if kx not in grads else grads[kx] + grad
         if after is not None:
             after(value)
     return found

@@ -100,6 +100,8 @@ def normalize_axes(op_name: str, axis: Any, ndim: int) -> tuple:
     """`axis` (None, an int, or a sequence) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and 0 <= axis < ndim:  # the common case, checked cheaply
+        return (axis,)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:

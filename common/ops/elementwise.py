@@ -136,7 +136,7 @@ ABS = _elementwise("abs", lambda xp, x: xp.abs(x), (lambda g, out, x: g * F.sign
                    "abs({0})", 1)
 SIGN = _elementwise("sign", lambda xp, x: xp.sign(x), None, "sign({0})", 1)
 RELU = _elementwise("relu", lambda xp, x: xp.maximum(x, 0),
-                    (lambda g, out, x: F.where(x > 0, g, 0),), "maximum({0}, 0)", 1)
+                    (lambda g, out, x: g * (out > 0),), "maximum({0}, 0)", 1)
 
 
 def _half_on_ties(g, mine, other, wins):

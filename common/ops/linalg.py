@@ -8,7 +8,7 @@ from common import functional as F
 from common.dispatch import apply
 from common.ops.core import Aval, OpDef, ShapeError, broadcast_shapes, declare, fmt, result_dtype
 
-__all__ = ["matmul", "mm"]
+__all__ = ["matmul", "mm"]  # `linear` is public through common.ops.nn
 
 
 def _matmul_abstract(x: Aval, y: Aval) -> Aval:
@@ -57,6 +57,30 @@ MATMUL = declare(OpDef(
     samples=lambda rng: [((rng.normal(size=s), rng.normal(size=t)), {}) for s, t in [
         ((3, 4), (4, 2)), ((2, 3, 4), (4, 5)), ((4,), (4, 3)), ((3, 4), (4,)),
         ((2, 1, 3, 4), (5, 4, 2))]],
+))  # fmt: skip
+
+
+def _linear_abstract(x: Aval, w: Aval) -> Aval:
+    if w.ndim != 2 or x.ndim < 1:
+        raise ShapeError(f"linear: expects an input (..., in) and a weight (out, in), got "
+                         f"{fmt(x.shape)} and {fmt(w.shape)}. Fix: the weight is 2-d.")
+    if x.shape[-1] != w.shape[1] and None not in (x.shape[-1], w.shape[1]):
+        raise ShapeError(f"linear: input {fmt(x.shape)} has {x.shape[-1]} features but the "
+                         f"weight {fmt(w.shape)} expects {w.shape[1]}. Fix: match in_features.")
+    return Aval(x.shape[:-1] + (w.shape[0],), result_dtype(x, w))
+
+
+def _linear_vjp_w(g, out, x, w):
+    """sum over every leading axis of g^T x: the batch folded into one matrix product."""
+    rows_g = F.reshape(g, (-1, w.shape[0]))
+    return F.matmul(F.transpose(rows_g), F.reshape(x, (-1, w.shape[1])))
+
+
+LINEAR = declare(OpDef(
+    "linear", "linalg", lambda xp, x, w: xp.matmul(x, w.T), _linear_abstract,
+    vjp=(lambda g, out, x, w: F.matmul(g, w), _linear_vjp_w),
+    samples=lambda rng: [((rng.normal(size=s), rng.normal(size=t)), {}) for s, t in [
+        ((3, 4), (5, 4)), ((2, 3, 4), (2, 4)), ((4,), (3, 4))]],
 ))  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from common import functional as F
 from common import random
 from common.dispatch import apply
 from common.ops.core import Aval, DTypeError, OpDef, OpError, ShapeError, aval_of, declare, fmt
+from common.ops.linalg import LINEAR
 
 __all__ = [
     "unfold", "fold", "one_hot", "softmax", "log_softmax", "logsumexp", "mse_loss",
@@ -166,12 +167,12 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
         raise ShapeError(f"cross_entropy: expects logits of shape (batch, classes), got "
                          f"{fmt(tuple(logits.shape))}. Fix: flatten the leading axes.")
     picked = F.one_hot(labels, logits.shape[-1], logits.dtype)
-    return -F.mean(F.sum(log_softmax(logits, -1) * picked, -1))
+    return F.sum(log_softmax(logits, -1) * picked) / -logits.shape[0]
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     """x @ weight.T + bias, with torch's (out_features, in_features) weight layout."""
-    y = F.matmul(x, F.transpose(weight))
+    y = apply(LINEAR, x, weight)
     return y if bias is None else y + bias
 
 
@@ -188,7 +189,7 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> 
     cols = unfold(x, (kh, kw), stride)  # (N, C, OH, OW, kh, kw)
     n, _, oh, ow = cols.shape[:4]
     rows = F.reshape(F.permute(cols, (0, 2, 3, 1, 4, 5)), (-1, in_c * kh * kw))
-    y = F.matmul(rows, F.transpose(F.reshape(w, (out_c, -1))))  # (N*OH*OW, O)
+    y = apply(LINEAR, rows, F.reshape(w, (out_c, -1)))  # (N*OH*OW, O)
     y = F.permute(F.reshape(y, (n, oh, ow, out_c)), (0, 3, 1, 2))
     return y if b is None else y + F.reshape(b, (out_c, 1, 1))
 

@@ -6,6 +6,7 @@ meaning all), so kernels, shape rules and VJPs see one canonical form.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -134,7 +135,7 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Mean over `axis` (None: all axes): the sum divided by the count."""
     shape = x.shape if hasattr(x, "shape") else ()
     axes = normalize_axes("mean", axis, len(shape))
-    count = int(np.prod([shape[a] for a in axes]))
+    count = math.prod(shape[a] for a in axes)
     return sum(x, axis, keepdims) / count
 
 
@@ -152,4 +153,7 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
 
 def sum_to_like(x: Any, like: Any) -> Any:
     """Sum `x` down to the shape of `like`: the inverse of broadcasting (for gradients)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and shape == getattr(like, "shape", ()) and None not in shape:
+        return x  # nothing was broadcast
     return apply(SUM_TO_LIKE, x, like)

@@ -318,6 +318,8 @@ def normalize_axes_order(dims: Any, ndim: int) -> tuple:
 def transpose(x: Any, dim0: int = -2, dim1: int = -1) -> Any:
     """Swap two axes (by default the last two, as a matrix transpose)."""
     ndim = _ndim(x)
+    if ndim == 2 and {dim0, dim1} in ({-2, -1}, {0, 1}):
+        return apply(PERMUTE, x, dims=(1, 0))
     dims = list(range(ndim))
     a, b = normalize_axes("transpose", dim0, ndim)[0], normalize_axes("transpose", dim1, ndim)[0]
     dims[a], dims[b] = dims[b], dims[a]
