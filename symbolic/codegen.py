@@ -84,9 +84,10 @@ def _safe(name: str) -> str:
 def _last_uses(graph: Graph) -> dict[int, list[Node]]:
     """For each position in the schedule, the values that die there."""
     keep = {n.id for n in graph.outputs} | {v.id for pair in graph.updates for v in pair}
+    fed = {n.id for n in graph.inputs}  # their own inputs belong to the outer graph
     last: dict[int, int] = {}
     for pos, node in enumerate(graph.nodes):
-        for a in node.inputs:
+        for a in () if node.id in fed else node.inputs:
             if isinstance(a, Node):
                 last[a.id] = pos
     dying: dict[int, list[Node]] = {}
@@ -97,14 +98,24 @@ def _last_uses(graph: Graph) -> dict[int, list[Node]]:
     return dying
 
 
+def check_update_shapes(pairs: tuple) -> None:
+    """Refuse the updates before writing any, so a bad one cannot leave a half-updated state."""
+    for storage, new in pairs:
+        if tuple(new.shape) != tuple(storage.data.shape):
+            raise ValueError(f"update of variable {storage.name!r}: the new value has shape "
+                             f"{tuple(new.shape)}, the variable {tuple(storage.data.shape)}. "
+                             "Fix: keep the variable's shape; no variable was changed.")
+
+
 def generate(graph: Graph, xp: Any = np) -> Plan:
     """The plan of `graph` as Python source, compiled into a function."""
     w = _Writer(graph, xp)
     lines = [f"def plan({', '.join(w.names[n.id] for n in graph.inputs)}):"]
     line_to_node: dict[int, Node] = {}
     dying = _last_uses(graph)
+    fed = {n.id for n in graph.inputs}  # placeholders, and a body's captured values
     for pos, node in enumerate(graph.nodes):
-        if node.op == "placeholder":
+        if node.id in fed:
             continue
         target = w.names.setdefault(node.id, f"v{node.id}")
         if node.op == "constant":
@@ -122,6 +133,11 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
             lines.append(f"    del {', '.join(released)}")
     outputs = [w.name(n) + (".copy()" if graph.updates and _aliases_a_variable(n) else "")
                for n in graph.outputs]
+    if any(v.shape is None or None in v.shape for _, v in graph.updates):
+        pairs = ", ".join(f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})"
+                          for v, n in graph.updates)
+        w.bind("check_update_shapes", check_update_shapes)
+        lines.append(f"    check_update_shapes(({pairs},))  # before any write: all or none")
     for var, value in graph.updates:
         new = w.name(value) + (".copy()" if _aliases_a_variable(value) else "")
         storage = w.bind(f"var_{var.id}", var.value)

@@ -121,7 +121,7 @@ class CompiledFunction:
                 if node is not None:
                     return GraphRuntimeError(at_line(
                         f"{node.op_name} failed while running the graph: {exc}", node.source))
-        return exc
+        return GraphRuntimeError(f"the compiled graph failed: {exc}")
 
 
 def _as_update_pairs(updates: Any) -> list[tuple[Node, Node]]:

@@ -22,7 +22,7 @@ from common.dispatch import apply
 from common.ops.core import Aval, OpDef, OpError, declare
 from symbolic.codegen import generate
 from symbolic.graph import Graph, Node, next_id
-from symbolic.symbol import Symbol, as_symbol, at_line, constant, user_line
+from symbolic.symbol import Symbol, as_symbol, constant, user_line
 
 TUPLE = Aval(None, np.dtype(object))  # the abstract value of a control node's tuple
 
@@ -169,19 +169,19 @@ COND = declare(OpDef("cond", "control", _cond_kernel, lambda *a, **p: TUPLE, vjp
 def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
     pred = as_symbol(pred)
     if pred.shape not in ((), None):
-        raise OpError(at_line(f"cond: the predicate must be a single boolean, got shape "
+        raise OpError(f"cond: the predicate must be a single boolean, got shape "
                               f"{pred.shape}. Fix: reduce it, or use F.where for an "
-                              "elementwise choice.", user_line()))
+                              "elementwise choice.")
     avals = _avals(list(operands))
     names = [f"operand{i}" for i in range(len(operands))]
     (true_body, false_body), caps = _bodies(
         [lambda a: true_fn(*a), lambda a: false_fn(*a)], avals, names)
     t_out, f_out = true_body.graph.outputs, false_body.graph.outputs
     if [n.aval for n in t_out] != [n.aval for n in f_out]:
-        raise OpError(at_line("cond: the branches return different types: "
+        raise OpError("cond: the branches return different types: "
                               f"{[n.type_str() for n in t_out]} vs "
                               f"{[n.type_str() for n in f_out]}. Fix: make both branches "
-                              "return values of the same shapes and dtypes.", user_line()))
+                              "return values of the same shapes and dtypes.")
     node = apply(COND, pred, *operands, *(Symbol(c) for c in caps),
                  branches=(true_body, false_body), out_avals=tuple(map(_aval_param, t_out)))
     return rebuild(true_body.structure, _items(node, t_out))
@@ -197,10 +197,10 @@ def _while_kernel(xp, *args, test, body, n_carry, out_avals):
 
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
-    raise OpError(at_line(
+    raise OpError(
         "while_loop: reverse-mode gradients through a while_loop are not supported: the "
         "number of iterations is only known at run time. Fix: use F.scan with a fixed "
-        "number of steps (mask the steps you do not need).", user_line()))
+        "number of steps (mask the steps you do not need).")
 
 
 WHILE = declare(OpDef("while_loop", "control", _while_kernel, lambda *a, **p: TUPLE,
@@ -216,8 +216,8 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
         avals, names)
     got = [n.aval for n in body.graph.outputs]
     if got != avals:
-        raise OpError(at_line(f"while_loop: the body changes the carry from {avals} to {got}. "
-                              "Fix: return values of the same shapes and dtypes.", user_line()))
+        raise OpError(f"while_loop: the body changes the carry from {avals} to {got}. "
+                              "Fix: return values of the same shapes and dtypes.")
     node = apply(WHILE, *carry, *(Symbol(c) for c in caps), test=test, body=body,
                  n_carry=len(carry), out_avals=tuple(map(_aval_param, body.graph.outputs)))
     return rebuild(init, _items(node, body.graph.outputs))
@@ -243,36 +243,41 @@ def _reverse(x: Any) -> Any:
 
 
 def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
+    """A reverse scan: step t maps the carry's cotangent at t+1 (and y_t's) to the carry's
+    at t, using the carry saved at step t; captured values' gradients add up."""
     from symbolic.gradients import grad
 
     gs = _cotangents(g, out, out_avals)
-    xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
-    carries = [apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
-               for i in range(n_carry)]
-    x_wrt, cap_wrt = _differentiable(xs), _differentiable(caps)
+    init, xs, caps = args[:n_carry], args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
+    saved = [apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
+             for i in range(n_carry)]
+    c_wrt, x_wrt, cap_wrt = _differentiable(init), _differentiable(xs), _differentiable(caps)
+    y_wrt = [i for i in range(n_ys) if np.dtype(out_avals[n_carry + i][1]).kind == "f"]
+    n_c, n_x = len(c_wrt), len(x_wrt)
 
     def step(carry, seq):
-        g_carry, g_caps = list(carry[:n_carry]), list(carry[n_carry:])
+        g_carry, g_caps = list(carry[:n_c]), list(carry[n_c:])
         c_t, x_t, g_y = seq[:n_carry], seq[n_carry:n_carry + n_xs], seq[n_carry + n_xs:]
         outs = inline(body.graph, [*c_t, *x_t, *caps])
-        wrt = [*c_t, *(x_t[i] for i in x_wrt), *(caps[i] for i in cap_wrt)]
-        grads = grad(outs, wrt, grad_y=[*g_carry, *g_y])
-        new_g_carry = grads[:n_carry]
-        g_x = grads[n_carry:n_carry + len(x_wrt)]
-        summed = [acc + new for acc, new in zip(g_caps, grads[n_carry + len(x_wrt):])]
-        return tuple(new_g_carry + summed), tuple(g_x) if g_x else None
+        used = [outs[i] for i in c_wrt] + [outs[n_carry + i] for i in y_wrt]
+        wrt = [c_t[i] for i in c_wrt] + [x_t[i] for i in x_wrt] + [caps[i] for i in cap_wrt]
+        grads = grad(used, wrt, grad_y=[*g_carry, *g_y])
+        summed = [acc + new for acc, new in zip(g_caps, grads[n_c + n_x:])]
+        g_x = grads[n_c:n_c + n_x]
+        return tuple(grads[:n_c] + summed), tuple(g_x) if g_x else None
 
     zeros = [F.broadcast_like(constant(np.zeros((), caps[i].dtype)), caps[i]) for i in cap_wrt]
-    g_ys = gs[n_carry:n_carry + n_ys]
-    sequences = tuple(_reverse(s) for s in [*carries, *xs, *g_ys])
-    final, g_xs = F.scan(step, tuple(gs[:n_carry] + zeros), sequences)
+    g_ys = [gs[n_carry + i] for i in y_wrt]
+    sequences = tuple(_reverse(s) for s in [*saved, *xs, *g_ys])
+    final, g_xs = F.scan(step, tuple([gs[i] for i in c_wrt] + zeros), sequences)
     final = leaves(final)
     result: list = [None] * len(args)
-    result[:n_carry] = final[:n_carry]
+    for k, i in enumerate(c_wrt):
+        result[i] = final[k]
     for k, i in enumerate(x_wrt):
         result[n_carry + i] = _reverse(leaves(g_xs)[k])
     for k, i in enumerate(cap_wrt):
-        result[n_carry + n_xs + i] = final[n_carry + k]
+        result[n_carry + n_xs + i] = final[n_c + k]
     return result
 
 
@@ -283,9 +288,8 @@ def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     carry, seqs = leaves(init), leaves(xs)
     seq_avals = _avals(seqs)
     if any(a.shape is None or not a.shape or a.shape[0] is None for a in seq_avals):
-        raise OpError(at_line("scan: the sequences need a known leading (time) axis. Fix: "
-                              "give the placeholder a shape such as (T, batch, features).",
-                              user_line()))
+        raise OpError("scan: the sequences need a known leading (time) axis. Fix: "
+                              "give the placeholder a shape such as (T, batch, features).")
     step_avals = [Aval(a.shape[1:], a.dtype) for a in seq_avals]
     names = [f"carry{i}" for i in range(len(carry))] + [f"x{i}" for i in range(len(seqs))]
     n_carry = len(carry)
@@ -294,8 +298,8 @@ def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     def flat_step(a: list) -> tuple:
         result = fn(rebuild(init, a[:n_carry]), rebuild(xs, a[n_carry:]))
         if not isinstance(result, tuple) or len(result) != 2:
-            raise OpError(at_line("scan: the step function must return (new_carry, y); y may "
-                                  "be None.", user_line()))
+            raise OpError("scan: the step function must return (new_carry, y); y may "
+                                  "be None.")
         new_carry, y = result
         y_structure.append(y)
         return tuple(leaves(new_carry) + ([] if y is None else leaves(y)))
@@ -303,9 +307,9 @@ def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     (body,), caps = _bodies([flat_step], _avals(carry) + step_avals, names)
     new_carry = body.graph.outputs[:n_carry]
     if [n.aval for n in new_carry] != _avals(carry):
-        raise OpError(at_line(f"scan: the step changes the carry from {_avals(carry)} to "
+        raise OpError(f"scan: the step changes the carry from {_avals(carry)} to "
                               f"{[n.aval for n in new_carry]}. Fix: return a carry of the same "
-                              "shapes and dtypes.", user_line()))
+                              "shapes and dtypes.")
     y_structure = y_structure[0]
     ys_nodes = body.graph.outputs[n_carry:]
     t = seq_avals[0].shape[0]

@@ -15,7 +15,7 @@ from common import functional as F
 from common.autodiff import backpropagate
 from common.ops.core import OpError
 from symbolic.graph import Node, ancestors_in_order
-from symbolic.symbol import Symbol, as_symbol, at_line, constant, user_line
+from symbolic.symbol import Symbol, as_symbol, constant
 
 
 def _parents(value: Symbol) -> tuple | None:
@@ -39,16 +39,16 @@ def _depending_on(xs: list[Node], roots: list[Node]) -> set[int]:
 
 def _check_differentiable(x: Symbol, position: int) -> None:
     if x.dtype.kind != "f":
-        raise OpError(at_line(f"grad: input {position} has dtype {x.dtype}; only floating-point "
-                              "values have gradients. Fix: differentiate with respect to float "
-                              "placeholders or variables.", x.node.source))
+        raise OpError(f"grad: input {position} has dtype {x.dtype}; only floating-point values "
+                      "have gradients. Fix: differentiate with respect to float placeholders "
+                      "or variables.")
 
 
 def _seed(y: Symbol) -> Symbol:
     if y.shape is not None and (None in y.shape or int(np.prod(y.shape)) != 1):
-        raise OpError(at_line(f"grad: y has shape {y.shape}, not a single value, so the "
-                              "gradient to start from is ambiguous. Fix: reduce y first "
-                              "(F.sum or F.mean), or pass grad_y.", user_line()))
+        raise OpError(f"grad: y has shape {y.shape}, not a single value, so the gradient to "
+                      "start from is ambiguous. Fix: reduce y first (F.sum or F.mean), or pass "
+                      "grad_y.")
     return F.broadcast_like(constant(np.ones((), y.dtype)), y)
 
 

@@ -5,8 +5,6 @@ the user's line, not when the graph runs.
 
 from __future__ import annotations
 
-import os
-import sys
 import weakref
 from typing import Any
 
@@ -14,13 +12,8 @@ import numpy as np
 
 from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
-from common.ops.core import Aval, OpError, result_dtype
+from common.ops.core import Aval, OpError, result_dtype, user_line
 from symbolic.graph import Node
-
-_FRAMEWORK_DIRS = tuple(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), pkg) + os.sep
-    for pkg in ("common", "eager", "symbolic")
-)
 
 DEFERRED = (
     "{what} a symbol: a symbol has no value until the graph runs (deferred execution), so "
@@ -28,20 +21,6 @@ DEFERRED = (
     "F.cond(pred, true_fn, false_fn, *operands) to choose, F.while_loop or F.scan to loop, "
     "call the compiled graph to get numbers, or run the model eagerly."
 )
-
-
-def user_line() -> str:
-    """The first frame outside diptych's own packages: 'file.py:12: the code'."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_FRAMEWORK_DIRS):
-        frame = frame.f_back
-    if frame is None:
-        return ""
-    import linecache
-
-    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-    return f"{where}: {code}" if code else where
 
 
 def at_line(message: str, source: str) -> str:
@@ -69,10 +48,7 @@ class Symbol(ArrayMethods):
         source = user_line()
         inputs = tuple(as_node(a) for a in args)
         avals = [a.aval if isinstance(a, Node) else _literal_aval(a) for a in inputs]
-        try:
-            aval = _infer(op, avals, params)
-        except OpError as exc:
-            raise type(exc)(at_line(str(exc), source)) from None
+        aval = _infer(op, avals, params)  # an OpError names the user's line itself
         return Symbol(Node(op, inputs, params, aval.shape, aval.dtype, source))
 
     # ---- facts known before running ------------------------------------------------------

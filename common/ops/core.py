@@ -11,6 +11,9 @@ builds graph nodes), and the flags that graph passes read.
 
 from __future__ import annotations
 
+import linecache
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -20,8 +23,33 @@ import numpy as np
 KINDS = ("elementwise", "reduction", "shape", "linalg", "nn", "random", "control")
 
 
+_FRAMEWORK_DIRS = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                 package) + os.sep
+    for package in ("common", "eager", "symbolic")
+)
+
+
+def user_line() -> str:
+    """The caller's place outside diptych's own packages: 'file.py:12: the code'."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_FRAMEWORK_DIRS):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    return f"{where}: {code}" if code else where
+
+
 class OpError(ValueError):
-    """A user error caught by an op's abstract evaluation: says what, and how to fix it."""
+    """A user error: says what went wrong and how to fix it; the user's line is appended."""
+
+    def __init__(self, message: str) -> None:
+        where = user_line()
+        if where and "\n  (at " not in message:
+            message = f"{message}\n  (at {where})"
+        super().__init__(message)
 
 
 class ShapeError(OpError):

@@ -145,7 +145,8 @@ def _symbolic_train_step(model) -> S.CompiledFunction:
     updates = {}
     for param, grad in zip(params, S.grad(loss, params)):
         state = {k: S.variable(v) for k, v in opt.init_state(param.data).items()}
-        updates[param], new_state = opt.rule(param, grad, state)
+        new_param, new_state = opt.rule(param, grad, state)
+        updates[param] = new_param
         updates.update((state[k], new_state[k]) for k in state)
     return S.compile(loss, inputs=[x, labels], updates=updates)
 
