@@ -10,27 +10,34 @@ judged against the floor (hand-written numpy) and the reference (torch eager):
 1. per-op time on a 16-element float32 array (the overhead, with almost no arithmetic);
 2. one SGD training step of a 64-128-64-10 ReLU MLP on a digits batch of 64.
 
-Timing: each contender is warmed up and calibrated to a loop of about `target` length; the
-contenders are then interleaved across repeats (so drift hits all alike) with the garbage
-collector off, and the median and interquartile range of the per-call time are reported.
+Timing (benchmarks/harness.py): each contender is warmed up and calibrated to a loop of about
+`target` length; the contenders are then interleaved across repeats (so drift hits all alike)
+with the garbage collector off, and the median and interquartile range of the per-call time
+are reported.
 
     .venv/bin/python benchmarks/eager_overhead.py
 """
 
 from __future__ import annotations
 
-import gc
-import os
-import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
+from harness import (
+    REPEATS,
+    iqr,
+    print_machine,
+    print_noise_note,
+    print_table,
+    print_thread_pools,
+    race,
+    ratio,
+    us,
+)
 
 import eager as E
 from common import data, nn, optim
@@ -46,123 +53,7 @@ BATCH = 64
 LR = 0.1
 OP_TARGET_NS = 4_000_000  # each per-op sample loops for about 4 ms
 STEP_TARGET_NS = 20_000_000  # each training-step sample loops for about 20 ms
-REPEATS = 31
-NOISY = 0.25  # an IQR wider than this fraction of the median is flagged
 LOSS_TOLERANCE = 1e-4
-
-
-# ---- timing ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Stats:
-    median: float  # ns per call
-    q1: float
-    q3: float
-
-    @classmethod
-    def of(cls, samples: list[float]) -> Stats:
-        q1, median, q3 = statistics.quantiles(samples, n=4)
-        return cls(median, q1, q3)
-
-    @property
-    def noisy(self) -> bool:
-        return self.q3 - self.q1 > NOISY * self.median
-
-
-def _per_call_ns(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter_ns()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter_ns() - start) / number
-
-
-def _calibrate(fn: Callable[[], Any], target_ns: int) -> int:
-    """Loop length that takes about `target_ns` (doubling from 1: this is also the warm-up)."""
-    number = 1
-    while True:
-        elapsed = _per_call_ns(fn, number) * number
-        if elapsed >= target_ns / 2:
-            return max(1, int(number * target_ns / max(elapsed, 1)))
-        number *= 2
-
-
-def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
-         repeats: int = REPEATS) -> dict[str, Stats]:
-    """Per-call time of each contender, interleaved across repeats, gc off while timing."""
-    numbers = {name: _calibrate(fn, target_ns) for name, fn in contenders.items()}
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(repeats):
-            shift = r % len(names)  # rotate who goes first
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(_per_call_ns(contenders[name], numbers[name]))
-    finally:
-        gc.enable()
-    return {name: Stats.of(s) for name, s in samples.items()}
-
-
-# ---- printing ----------------------------------------------------------------------------
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells: list[str]) -> str:  # the first column left-aligned, numbers right-aligned
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1000:.2f}" if ns < 100_000 else f"{ns / 1000:.0f}"
-
-
-def _iqr(s: Stats) -> str:
-    return f"{_us(s.q1)}-{_us(s.q3)}" + (" (noisy)" if s.noisy else "")
-
-
-def print_noise_note(stats: list[Stats]) -> None:
-    if any(s.noisy for s in stats):
-        print(f"  (noisy): the IQR exceeds {NOISY:.0%} of the median; on a machine with few "
-              "cores this is\n  usually thread pools (torch's OpenMP, numpy's OpenBLAS) "
-              "fighting for the CPUs: see the\n  thread pools listed at the end.")
-
-
-def _ratio(s: Stats, ref: Stats | None) -> str:
-    return "-" if ref is None else f"{s.median / ref.median:.1f}x"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
-def print_machine() -> None:
-    print("machine")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"  {_cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
-          f"Python {platform.python_version()} on {platform.machine()}")
-    print(f"  numpy {np.__version__}", end="")
-    if torch is None:
-        print("; torch not importable (its columns are left out)")
-    else:
-        print(f"; torch {torch.__version__} with {torch.get_num_threads()} intra-op / "
-              f"{torch.get_num_interop_threads()} inter-op threads (its defaults)")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                "OMP_NUM_THREADS"):
-        value = os.environ.get(var)
-        print(f"  {var}: {'not set' if value is None else repr(value)}")
-    print()
 
 
 # ---- 1. per-op overhead ------------------------------------------------------------------
@@ -197,13 +88,13 @@ def bench_ops() -> None:
     contenders = op_contenders(a, b)
     rows, all_stats = [], []
     floor = race({"": partial(lambda m, a, b: None, np, a, b)}, OP_TARGET_NS)[""]
-    rows.append(["(empty call: loop + partial)", "harness", _us(floor.median), _iqr(floor), "-"])
+    rows.append(["(empty call: loop + partial)", "harness", us(floor.median), iqr(floor), "-"])
     for op_name, op in OPS.items():
         stats = race({name: partial(op, *args) for name, args in contenders.items()},
                      OP_TARGET_NS)
         all_stats.extend(stats.values())
         for name, s in stats.items():
-            rows.append([op_name, name, _us(s.median), _iqr(s), _ratio(s, stats["numpy"])])
+            rows.append([op_name, name, us(s.median), iqr(s), ratio(s, stats["numpy"])])
     print_table(["op", "contender", "us/op", "IQR (us)", "vs numpy"], rows)
     print_noise_note(all_stats)
     if torch is None:
@@ -214,12 +105,12 @@ def bench_ops() -> None:
 
 # ---- 2. one training step ----------------------------------------------------------------
 
-def build_mlp(nn_module: Any) -> Any:
+def build_mlp(nn_module: Any, sizes: tuple[int, ...] = SIZES) -> Any:
     """The same MLP from diptych's `nn` or `torch.nn` (they share Linear/ReLU/Sequential)."""
     layers: list[Any] = []
-    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn_module.Linear(n_in, n_out))
-        if i < len(SIZES) - 2:
+        if i < len(sizes) - 2:
             layers.append(nn_module.ReLU())
     return nn_module.Sequential(*layers)
 
@@ -305,33 +196,41 @@ if torch is not None:
     STEP_FACTORIES["torch eager"] = make_torch_step
 
 
-def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> None:
+def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+                 factories: dict[str, Callable] = STEP_FACTORIES) -> None:
     """From the same start, the losses of steps 1 and 2 (so after one update) must agree."""
     losses = {}
-    for name, make in STEP_FACTORIES.items():
+    for name, make in factories.items():
         step = make(weights, x, y)
         losses[name] = [step().item() for _ in range(2)]
     ref = losses["numpy, by hand"]
     worst = max(abs(a - b) for ls in losses.values() for a, b in zip(ls, ref))
+    width = max(map(len, losses)) + 1
     for name, (first, second) in losses.items():
-        print(f"  {name:15s} loss at step 1 = {first:.6f}, at step 2 = {second:.6f}")
+        print(f"  {name:{width}s} loss at step 1 = {first:.6f}, at step 2 = {second:.6f}")
     verdict = "OK" if worst <= LOSS_TOLERANCE else "MISMATCH (check the contenders!)"
     print(f"  largest difference from numpy: {worst:.2e} (tolerance {LOSS_TOLERANCE:g}): "
           f"{verdict}")
 
 
-def bench_training_step() -> None:
-    print(f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
-          f"softmax cross-entropy, SGD lr={LR}")
+def training_setup() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """A digits batch and the initial weights (diptych's init, seed 0) every contender uses."""
     digits = data.digits()
     x, y = digits.x_train[:BATCH], digits.y_train[:BATCH]
     E.manual_seed(0)
-    weights = [p.numpy().copy() for p in build_mlp(nn).parameters()]  # diptych's init
+    weights = [p.numpy().copy() for p in build_mlp(nn).parameters()]
+    return x, y, weights
+
+
+def bench_training_step() -> None:
+    print(f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
+          f"softmax cross-entropy, SGD lr={LR}")
+    x, y, weights = training_setup()
     check_losses(weights, x, y)
     steps = {name: make(weights, x, y) for name, make in STEP_FACTORIES.items()}
     stats = race(steps, STEP_TARGET_NS)
     ref_np, ref_torch = stats["numpy, by hand"], stats.get("torch eager")
-    rows = [[name, _us(s.median), _iqr(s), _ratio(s, ref_np), _ratio(s, ref_torch)]
+    rows = [[name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_torch)]
             for name, s in stats.items()]
     print()
     print_table(["contender", "us/step", "IQR (us)", "vs numpy", "vs torch"], rows)
@@ -341,23 +240,9 @@ def bench_training_step() -> None:
     print()
 
 
-def print_thread_pools() -> None:
-    """The native thread pools loaded by now (numpy's BLAS, torch's and sklearn's OpenMP)."""
-    try:
-        from threadpoolctl import threadpool_info  # comes with scikit-learn (for the digits)
-    except ImportError:
-        print("thread pools: threadpoolctl is not installed, so they are not listed")
-        return
-    print("thread pools loaded in this process")
-    for pool in threadpool_info():
-        owner = pool["filepath"].split("site-packages/")[-1].split("/")[0]
-        print(f"  {pool['internal_api']:9s} {pool['num_threads']} threads  ({owner}: "
-              f"{os.path.basename(pool['filepath'])})")
-
-
 def main() -> None:
     start = time.perf_counter()
-    print_machine()
+    print_machine(torch)
     bench_ops()
     bench_training_step()
     print_thread_pools()

@@ -67,9 +67,8 @@ class Symbol(ArrayMethods):
     @property
     def ndim(self) -> int:
         if self.node.shape is None:
-            raise OpError(at_line("the rank of this symbol is unknown: its placeholder was "
-                                  "made without a shape. Fix: S.placeholder(shape=(...)).",
-                                  self.node.source))
+            raise OpError("the rank of this symbol is unknown: its placeholder was made "
+                          "without a shape. Fix: S.placeholder(shape=(...)).")
         return len(self.node.shape)
 
     @property

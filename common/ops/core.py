@@ -35,8 +35,8 @@ def user_line() -> str:
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_FRAMEWORK_DIRS):
         frame = frame.f_back
-    if frame is None:
-        return ""
+    if frame is None or frame.f_code.co_filename.startswith("<diptych"):
+        return ""  # raised while a compiled plan runs: the node's own line is named instead
     code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
     where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
     return f"{where}: {code}" if code else where
