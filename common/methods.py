@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import functional as F
-from common.backend import array_module
+from common.backend import array_module, backend_of
 from common.dispatch import apply
 from common.ops import elementwise as ew
 from common.ops.core import fmt
@@ -152,6 +152,29 @@ class ArrayMethods:
 
     def log_softmax(self, axis: int = -1) -> Any:
         return F.log_softmax(self, axis)
+
+
+class ConcreteMethods(ArrayMethods):
+    """Values that hold an array now (`eager.Tensor`, `nn.Parameter`): their facts come
+    from `.data`, and they can be updated in place."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend_of(self.data).device
+
+    def numpy(self) -> Any:
+        """The data as a numpy array (shared with this value on the CPU)."""
+        return backend_of(self.data).to_host(self.data)
 
     # ---- in-place updates of concrete values (`with no_grad(): w -= lr * w.grad`) ---------
     def _check_inplace(self, op: Any) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from common.backend import array_module, backend_of, get_backend
 from common.dispatch import register_default_engine
-from common.methods import ArrayMethods
+from common.methods import ArrayMethods, ConcreteMethods
 from common.ops.core import DTypeError, fmt
 from eager import autograd
 from eager.autograd import Node
@@ -19,7 +19,7 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned ints, floats
 
 
-class Tensor(ArrayMethods):
+class Tensor(ConcreteMethods):
     """An array that can record how it was computed.
 
     >>> x = tensor([1.0, 2.0], requires_grad=True)
@@ -68,19 +68,7 @@ class Tensor(ArrayMethods):
                     return Tensor._make(out, True, Node(op, args, params))
         return Tensor._make(out)
 
-    # ---- array facts ---------------------------------------------------------------------
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def device(self) -> str:
-        return backend_of(self.data).device
-
+    # ---- array facts (shape, dtype, device and numpy() come from ConcreteMethods) --------
     @property
     def is_leaf(self) -> bool:
         return self._node is None
@@ -112,10 +100,6 @@ class Tensor(ArrayMethods):
         return f"tensor({', '.join([body] + extras)})"
 
     # ---- conversions -----------------------------------------------------------------------
-    def numpy(self) -> np.ndarray:
-        """The data as a numpy array (shared with the tensor on the CPU)."""
-        return backend_of(self.data).to_host(self.data)
-
     def item(self) -> Any:
         if self.numel() != 1:
             raise ValueError(f"item: the tensor has shape {fmt(self.shape)}, not one element. "

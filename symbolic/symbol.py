@@ -115,11 +115,6 @@ class Symbol(ArrayMethods):
 
         return getattr(control, kind)(*args)
 
-    def _check_inplace(self, op: Any) -> None:
-        raise TypeError(f"in-place {op.name} on a symbol: graph values are immutable. Fix: "
-                        "write `x = x + y`, or update a variable with "
-                        "S.compile(..., updates={var: new_value}).")
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph that computes this symbol: placeholders are fed positionally in
         creation order, or by name."""

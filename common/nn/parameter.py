@@ -13,10 +13,10 @@ import numpy as np
 
 from common.backend import backend_of, get_backend
 from common.dispatch import default_engine
-from common.methods import ArrayMethods
+from common.methods import ArrayMethods, ConcreteMethods
 
 
-class Parameter(ArrayMethods):
+class Parameter(ConcreteMethods):
     __slots__ = ("data", "grad", "requires_grad", "name", "_version", "__weakref__")
     _priority = 1  # below eager tensors and symbols: they decide how it is used
     _node = None  # always a leaf of the eager tape
@@ -35,21 +35,6 @@ class Parameter(ArrayMethods):
     @staticmethod
     def _apply(op: Any, args: tuple, params: dict) -> Any:
         return default_engine()._apply(op, args, params)
-
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def device(self) -> str:
-        return backend_of(self.data).device
-
-    def numpy(self) -> np.ndarray:
-        return backend_of(self.data).to_host(self.data)
 
     def to(self, device: str) -> Parameter:
         """Move the storage to `device` in place (the parameter keeps its identity)."""

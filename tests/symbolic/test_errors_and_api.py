@@ -68,10 +68,15 @@ def test_other_build_time_errors_name_the_users_line(name):
     assert _built_here(build) in str(info.value)
 
 
-def test_in_place_update_of_a_symbol_is_refused():
+def test_augmented_assignment_on_a_symbol_builds_a_new_node():
+    """Symbols are immutable: `x += 1` rebinds the name to a new node (as in TF), it does not
+    change the placeholder; variables change only through `updates=`."""
     x = S.placeholder((3,), name="x")
-    with pytest.raises(TypeError, match=r"immutable.*updates="):
-        x += 1
+    original = x
+    x += 1
+    assert x is not original and original.node.op == "placeholder"
+    assert x.node.op_name == "add" and x.node.inputs[0] is original.node
+    assert not hasattr(original, "zero_")
 
 
 COMPILE_MISUSE = {
