@@ -65,7 +65,7 @@ FORWARD_TARGET_NS = 4_000_000  # each forward sample loops for about 4 ms
 FORWARD_TOLERANCE = 1e-4  # largest difference in the logits from numpy's
 PROFILE_CALLS = 2000
 NUMPY, EAGER, COMPILED = "numpy, by hand", "diptych eager", "diptych compiled O0"
-JAX_WT = "jax.jit, x @ W.T"
+NUMPY_WT, JAX_WT = "numpy, x @ W.T", "jax.jit, x @ W.T"
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -93,11 +93,12 @@ def print_compiled(fn: S.CompiledFunction) -> None:
 
 # ---- a. forward at batch 1 ---------------------------------------------------------------
 
-def numpy_forward(layers_t: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
-    """x @ W.T + b with W.T transposed once, ahead of time; ReLU between layers."""
-    for i, (w_t, b) in enumerate(layers_t):
-        x = x @ w_t + b
-        if i < len(layers_t) - 1:
+def numpy_forward(layers: list[tuple], x: np.ndarray, transposed: bool = True) -> np.ndarray:
+    """x @ W.T + b, ReLU between layers; `transposed`: the layers hold W.T (made contiguous
+    once, ahead of time), not W."""
+    for i, (w, b) in enumerate(layers):
+        x = x @ (w if transposed else w.T) + b
+        if i < len(layers) - 1:
             x = np.maximum(x, 0)
     return x
 
@@ -131,12 +132,13 @@ def jax_params(weights: list[np.ndarray], transposed: bool = False) -> list[tupl
 def forward_contenders(model: Any, x: np.ndarray) -> tuple[dict[str, Callable], Any]:
     """Contender name -> forward call, all with `model`'s weights; and the compiled function."""
     weights = [p.data for p in model.parameters()]
-    layers_t = [(np.ascontiguousarray(w.T), b.copy()) for w, b in zip(weights[0::2],
-                                                                       weights[1::2])]
+    layers = [(w.copy(), b.copy()) for w, b in zip(weights[0::2], weights[1::2])]
+    layers_t = [(np.ascontiguousarray(w.T), b) for w, b in layers]
     x_sym = S.placeholder(x.shape, name="x")
     compiled = S.compile(model(x_sym), inputs=[x_sym], optimize=0)
     table: dict[str, Callable] = {
         NUMPY: partial(numpy_forward, layers_t, x),
+        NUMPY_WT: partial(numpy_forward, layers, x, transposed=False),
         EAGER: partial(no_grad_forward, E.no_grad, model, E.tensor(x)),
         COMPILED: partial(compiled, x),
     }
@@ -170,9 +172,9 @@ def bench_forward() -> None:
     print_compiled(compiled)
     print()
     print_results(race(contenders, FORWARD_TARGET_NS), "call")
-    if jax is not None:
-        print(f"  jax.jit is given W.T, as numpy is; in {JAX_WT!r} XLA on the CPU copies out "
-              "every\n  transposed weight on every call.")
+    print(f"  {NUMPY!r} and 'jax.jit' are given W.T (contiguous), made once ahead of time; "
+          f"{NUMPY_WT!r}\n  and {JAX_WT!r} get W, as diptych's linear does (in jax.jit, XLA on "
+          "the CPU then\n  copies out every transposed weight on every call).")
     print()
 
 
