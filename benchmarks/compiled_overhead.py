@@ -172,9 +172,11 @@ def bench_forward() -> None:
     print_compiled(compiled)
     print()
     print_results(race(contenders, FORWARD_TARGET_NS), "call")
-    print(f"  {NUMPY!r} and 'jax.jit' are given W.T (contiguous), made once ahead of time; "
-          f"{NUMPY_WT!r}\n  and {JAX_WT!r} get W, as diptych's linear does (in jax.jit, XLA on "
-          "the CPU then\n  copies out every transposed weight on every call).")
+    given = repr(NUMPY) + ("" if jax is None else " and 'jax.jit'")
+    print(f"  {given} get W.T, made contiguous once, ahead of time; the "
+          "'x @ W.T' rows\n  get W, as diptych's linear does" + (
+              "." if jax is None else " (and XLA on the CPU then copies out every "
+              "transposed\n  weight on every call)."))
     print()
 
 
@@ -277,7 +279,7 @@ def profile_compiled_step() -> None:
             name = owners[(file, line)]
             per_op[name] = per_op.get(name, 0.0) + cumulative
     total = sum(per_op.values())
-    print(f"profile of {COMPILED}'s training step: cProfile over {PROFILE_CALLS} calls "
+    print(f"profile of {COMPILED}'s training step: cProfile over {PROFILE_CALLS} calls\n"
           "(cProfile adds a fixed cost to every Python call, so small kernels look dearer)")
     rows = [[name, str(counts[name]), us(1e9 * t / PROFILE_CALLS),
              f"{t / total:.0%}"] for name, t in sorted(per_op.items(), key=lambda kv: -kv[1])]

@@ -119,7 +119,7 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
             continue
         target = w.names.setdefault(node.id, f"v{node.id}")
         if node.op == "constant":
-            w.bind(target, node.value)
+            w.bind(target, xp.asarray(node.value))  # on the plan's device, once
             continue
         if node.op == "variable":
             rhs = f"{w.bind(f'var_{node.id}', node.value)}.data"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from common.backend import get_backend
+from common.backend import backend_of, get_backend
 from symbolic.codegen import generate
 from symbolic.graph import Graph, Node
 from symbolic.passes import run_pipeline
@@ -171,6 +171,9 @@ def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int
     traced = Graph(feed, out_nodes, pairs)
     report = CompileReport(traced)
     graph = run_pipeline(traced, optimize, disable, report)
+    for var in graph.variables:  # weights live where the plan runs (as model.to(device))
+        if backend_of(var.value.data) is not backend:
+            var.value.data = backend.asarray(var.value.data)
     plan = generate(graph, backend.xp)
     report.record_codegen(plan.source, time.perf_counter() - start)
     fn = CompiledFunction(graph, plan, report, backend, traced)
