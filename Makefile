@@ -33,6 +33,7 @@ graphviz:
 
 bench: setup
 	$(PY) benchmarks/eager_overhead.py
+	$(PY) benchmarks/compiled_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -35,6 +35,13 @@ def _expected(inputs: list[Node]) -> str:
     return ", ".join(f"{n.name} {n.type_str()}" for n in inputs)
 
 
+def _fits(shape: tuple, want: tuple | None) -> bool:
+    """A fed shape against a placeholder's (None: any size; no shape: anything)."""
+    if want is None:
+        return True
+    return len(shape) == len(want) and all(w is None or w == s for s, w in zip(shape, want))
+
+
 def _check_feed(node: Node, value: Any, backend: Any) -> Any:
     array = value if type(value) is backend.xp.ndarray else backend.asarray(value)
     if array.dtype != node.dtype:
@@ -43,9 +50,7 @@ def _check_feed(node: Node, value: Any, backend: Any) -> Any:
                             f"{array.dtype}. Fix: convert the value (e.g. .astype("
                             f"'{node.dtype}')).")
         array = array.astype(node.dtype)
-    shape = node.shape
-    if shape is not None and (len(shape) != array.ndim or any(
-            want is not None and want != got for want, got in zip(shape, array.shape))):
+    if not _fits(array.shape, node.shape):
         raise FeedError(f"placeholder {node.name!r} expects shape {node.type_str()}, got "
                         f"{tuple(array.shape)}. Fix: feed a value of that shape (None "
                         "dimensions take any size).")
@@ -63,6 +68,8 @@ class CompiledFunction:
         self.backend = backend
         self._plan = plan
         self.calls = 0
+        self._expect = [(n.shape, n.dtype) for n in graph.inputs]
+        self._array_type = backend.xp.ndarray
 
     @property
     def source(self) -> str:
@@ -101,7 +108,12 @@ class CompiledFunction:
         return [_check_feed(inputs[i], values[i], self.backend) for i in range(len(inputs))]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        feeds = self._feeds(args, kwargs)
+        if not kwargs and len(args) == len(self._expect) and all(
+                type(a) is self._array_type and a.dtype == dtype and _fits(a.shape, shape)
+                for a, (shape, dtype) in zip(args, self._expect)):
+            feeds = args  # the common case, checked cheaply: arrays of the right types
+        else:
+            feeds = self._feeds(args, kwargs)
         try:
             outputs = self._plan.fn(*feeds)
         except Exception as exc:

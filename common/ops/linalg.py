@@ -72,8 +72,9 @@ def _linear_abstract(x: Aval, w: Aval) -> Aval:
 
 def _linear_vjp_w(g, out, x, w):
     """sum over every leading axis of g^T x: the batch folded into one matrix product."""
-    rows_g = F.reshape(g, (-1, w.shape[0]))
-    return F.matmul(F.transpose(rows_g), F.reshape(x, (-1, w.shape[1])))
+    if x.ndim != 2:
+        g, x = F.reshape(g, (-1, w.shape[0])), F.reshape(x, (-1, w.shape[1]))
+    return F.matmul(F.transpose(g), x)
 
 
 LINEAR = declare(OpDef(

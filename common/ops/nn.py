@@ -85,11 +85,16 @@ FOLD = declare(OpDef(
 # ---- one_hot and the dropout mask (no gradient) -----------------------------------------
 
 def _one_hot_kernel(xp, labels, num_classes, dtype):
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-        raise OpError(f"one_hot: label {bad} is out of range for {num_classes} classes. "
-                      f"Fix: labels must be integers in [0, {num_classes}).")
-    return (labels[..., None] == xp.arange(num_classes)).astype(dtype)
+    flat = labels.reshape(-1)
+    if flat.size:
+        low, high = int(flat.min()), int(flat.max())
+        if low < 0 or high >= num_classes:
+            raise OpError(f"one_hot: label {low if low < 0 else high} is out of range for "
+                          f"{num_classes} classes. Fix: labels must be integers in "
+                          f"[0, {num_classes}).")
+    out = xp.zeros((flat.size, num_classes), dtype=dtype)
+    out[xp.arange(flat.size), flat] = 1
+    return out.reshape(labels.shape + (num_classes,))
 
 
 def _one_hot_abstract(labels: Aval, num_classes: int, dtype: str) -> Aval:

@@ -32,6 +32,11 @@ def _ndim(x: Any) -> int:
     return x.ndim if hasattr(x, "ndim") else np.ndim(x)
 
 
+def _array(value: Any) -> Any:
+    """Reductions over every axis give numpy scalars; kernels always return arrays."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
 def _reduced_shape(shape: tuple, axis: tuple | None, keepdims: bool) -> tuple:
     axes = range(len(shape)) if axis is None else axis
     if keepdims:
@@ -79,17 +84,17 @@ def _extremum_vjp(g, out, x, axis=None, keepdims=False):
 
 SUM = declare(OpDef(
     "sum", "reduction",
-    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.sum(x, axis=axis, keepdims=keepdims)),
+    lambda xp, x, axis=None, keepdims=False: _array(x.sum(axis=axis, keepdims=keepdims)),
     _reduction_abstract(_sum_dtype), vjp=(_sum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 MAX = declare(OpDef(
     "max", "reduction",
-    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.max(x, axis=axis, keepdims=keepdims)),
+    lambda xp, x, axis=None, keepdims=False: _array(x.max(axis=axis, keepdims=keepdims)),
     _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 MIN = declare(OpDef(
     "min", "reduction",
-    lambda xp, x, axis=None, keepdims=False: xp.asarray(xp.min(x, axis=axis, keepdims=keepdims)),
+    lambda xp, x, axis=None, keepdims=False: _array(x.min(axis=axis, keepdims=keepdims)),
     _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 
@@ -97,13 +102,13 @@ MIN = declare(OpDef(
 def _sum_to_kernel(xp, x, like):
     """Sum `x` down to the shape of `like` (the inverse of broadcasting `like` to `x`)."""
     shape = like.shape
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
-    )
-    if not axes:
+    if x.shape == shape:
         return x
-    return xp.reshape(xp.sum(x, axis=axes, keepdims=True), shape)
+    lead = x.ndim - len(shape)
+    kept = tuple(lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
+    if not kept:  # only leading axes were added by broadcasting: one plain sum
+        return x.sum(axis=tuple(range(lead)))
+    return x.sum(axis=tuple(range(lead)) + kept, keepdims=True).reshape(shape)
 
 
 def _sum_to_abstract(x: Aval, like: Aval) -> Aval:

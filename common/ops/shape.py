@@ -106,12 +106,16 @@ BROADCAST_TO = declare(OpDef(
 ))  # fmt: skip
 
 
+def _broadcast_like_kernel(xp, x, like):
+    return x if x.shape == like.shape else xp.broadcast_to(x, like.shape)
+
+
 def _broadcast_like_abstract(x: Aval, like: Aval) -> Aval:
     return Aval(_broadcast_to_abstract(x, like.shape).shape, x.dtype)
 
 
 BROADCAST_LIKE = declare(OpDef(
-    "broadcast_like", "shape", lambda xp, x, like: xp.broadcast_to(x, like.shape),
+    "broadcast_like", "shape", _broadcast_like_kernel,
     _broadcast_like_abstract, vjp=(lambda g, out, x, like: F.sum_to_like(g, x), None),
     view=True, samples=uniform_samples([((3, 1), (2, 3, 4))]),
 ))  # fmt: skip

@@ -1,0 +1,44 @@
+"""Constant folding: an op whose inputs are all constants is computed now, at compile time,
+with the same kernel, and becomes a constant.
+
+    before: %1 = constant(2.0); %2 = exp(%1); %3 = mul(%x, %2)
+    after:  %4 = constant(7.389056); %3 = mul(%x, %4)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symbolic.graph import Graph, Node, format_node
+from symbolic.passes.rewrite import Rewriter, lines_of, rewrite
+
+MAX_GROWTH_BYTES = 1 << 22  # don't bake in a result above 4 MB that is larger than its inputs
+
+
+def _foldable(node: Node) -> bool:
+    if node.op.stateful or node.op.kind == "control":
+        return False
+    return all(not isinstance(a, Node) or a.op == "constant" for a in node.inputs)
+
+
+def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
+    changes: list[str] = []
+
+    def rule(node: Node, rw: Rewriter) -> Node | None:
+        if not _foldable(node):
+            return None
+        arrays = [a.value if isinstance(a, Node) else a for a in node.inputs]
+        value = np.asarray(node.op.kernel(np, *arrays, **node.params))
+        inputs_bytes = sum(np.asarray(a).nbytes for a in arrays)
+        if value.nbytes > max(MAX_GROWTH_BYTES, inputs_bytes):
+            return None
+        value = value.copy() if value.base is not None else value  # never a view of an input
+        value.flags.writeable = False
+        folded = Node("constant", (), {}, value.shape, value.dtype, node.source, value=value,
+                      provenance=lines_of(node, *[a for a in node.inputs
+                                                  if isinstance(a, Node)])[1:])
+        rw.nodes.append(folded)
+        changes.append(f"folded {format_node(node, pad=0)} into {folded.label}")
+        return folded
+
+    return rewrite(graph, rule), changes
