@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from symbolic.graph import Graph, Node, format_node
+from symbolic.passes.dead_code import live_ids
 
 _plan_ids = itertools.count()
 
@@ -85,9 +86,10 @@ def _last_uses(graph: Graph) -> dict[int, list[Node]]:
     """For each position in the schedule, the values that die there."""
     keep = {n.id for n in graph.outputs} | {v.id for pair in graph.updates for v in pair}
     fed = {n.id for n in graph.inputs}  # their own inputs belong to the outer graph
+    live = live_ids(graph)
     last: dict[int, int] = {}
     for pos, node in enumerate(graph.nodes):
-        for a in () if node.id in fed else node.inputs:
+        for a in () if node.id in fed or node.id not in live else node.inputs:
             if isinstance(a, Node):
                 last[a.id] = pos
     dying: dict[int, list[Node]] = {}
@@ -114,8 +116,9 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
     line_to_node: dict[int, Node] = {}
     dying = _last_uses(graph)
     fed = {n.id for n in graph.inputs}  # placeholders, and a body's captured values
+    live = live_ids(graph)  # the plan runs only what outputs and updates need
     for pos, node in enumerate(graph.nodes):
-        if node.id in fed:
+        if node.id in fed or node.id not in live:
             continue
         target = w.names.setdefault(node.id, f"v{node.id}")
         if node.op == "constant":

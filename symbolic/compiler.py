@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from common.backend import backend_of, get_backend
+from common.dispatch import engine_scope
 from symbolic.codegen import generate
-from symbolic.graph import Graph, Node
+from symbolic.graph import Graph, Node, recording
 from symbolic.passes import run_pipeline
 from symbolic.report import CompileReport
 from symbolic.symbol import Symbol, as_node, as_symbol, at_line
@@ -164,8 +165,10 @@ def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int
     `updates` maps variables to new values, written after the outputs are computed.
     """
     backend = get_backend(backend)
+    recorded: list = []
     if callable(outputs) and not isinstance(outputs, Symbol):
-        outputs = outputs(*inputs)
+        with recording() as recorded, engine_scope(Symbol):
+            outputs = outputs(*inputs)
     single = not isinstance(outputs, (list, tuple))
     out_nodes = [as_symbol(o).node for o in ([outputs] if single else outputs)]
     pairs = _as_update_pairs(updates)
@@ -180,7 +183,7 @@ def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int
             n = unfed[0]
             raise FeedError(at_line(f"the outputs need placeholder {n.name!r}, which inputs= "
                                     "does not list. Fix: add it to inputs.", n.source))
-    traced = Graph(feed, out_nodes, pairs)
+    traced = Graph.traced(feed, out_nodes, pairs, recorded)
     report = CompileReport(traced)
     graph = run_pipeline(traced, optimize, disable, report)
     for var in graph.variables:  # weights live where the plan runs (as model.to(device))

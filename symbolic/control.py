@@ -21,7 +21,7 @@ from common.control import leaves, rebuild
 from common.dispatch import apply
 from common.ops.core import Aval, OpDef, OpError, declare
 from symbolic.codegen import generate
-from symbolic.graph import Graph, Node, next_id
+from symbolic.graph import Graph, Node, next_id, recording
 from symbolic.symbol import Symbol, as_symbol, constant, user_line
 
 TUPLE = Aval(None, np.dtype(object))  # the abstract value of a control node's tuple
@@ -50,10 +50,11 @@ def _trace(fn: Callable, avals: list[Aval], names: list[str]) -> tuple:
     first node id of the trace)."""
     start = next_id()
     source = user_line()
-    args = [Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
-            for a, n in zip(avals, names)]
-    result = fn([Symbol(a) for a in args])
-    outputs = [as_symbol(o).node for o in leaves(result)] if result is not None else []
+    with recording(False):  # a body's nodes belong to the body, not the outer graph
+        args = [Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
+                for a, n in zip(avals, names)]
+        result = fn([Symbol(a) for a in args])
+        outputs = [as_symbol(o).node for o in leaves(result)] if result is not None else []
     return args, result, outputs, start
 
 

@@ -11,6 +11,7 @@ nodes that some outputs and updates need, in an order that respects every edge.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,21 @@ from common.ops.core import Aval, OpDef
 
 SOURCES = ("placeholder", "variable", "constant")
 _ids = itertools.count(1)
+
+
+_recorders: list[list | None] = []  # the innermost open recording collects new nodes
+
+
+@contextlib.contextmanager
+def recording(active: bool = True):
+    """Collect every node made inside (a traced function's whole graph, used or not);
+    `recording(False)` pauses an outer recording (a control-flow body's own nodes)."""
+    nodes: list = [] if active else None
+    _recorders.append(nodes)
+    try:
+        yield nodes
+    finally:
+        _recorders.pop()
 
 
 def next_id() -> int:
@@ -41,6 +57,10 @@ class Node:
     value: Any = None  # constant: its array; variable: an object whose .data is the storage
     id: int = field(default_factory=lambda: next(_ids))  # creation order (feeds follow it)
     provenance: tuple = ()  # source lines of user ops a pass folded into this node
+
+    def __post_init__(self) -> None:
+        if _recorders and _recorders[-1] is not None:
+            _recorders[-1].append(self)
 
     @property
     def op_name(self) -> str:
@@ -144,10 +164,19 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.nodes:
+        if self.nodes == []:
             roots = list(self.outputs) + [v for pair in self.updates for v in pair]
             self.nodes = ancestors_in_order(roots + list(self.inputs),
                                             {n.id for n in self.inputs})
+
+    @staticmethod
+    def traced(inputs: list[Node], outputs: list[Node], updates: list, recorded: list) -> Graph:
+        """What a traced function built: the nodes its outputs need, plus everything else it
+        made (dead code, for the passes to find), in creation order, a topological one."""
+        needed = Graph(inputs, outputs, updates).nodes
+        extra = [n for n in recorded if n.op != "placeholder" or n in inputs]
+        unique = {n.id: n for n in needed + extra}
+        return Graph(inputs, outputs, updates, nodes=[unique[i] for i in sorted(unique)])
 
     @property
     def variables(self) -> list[Node]:

@@ -17,7 +17,7 @@ import numpy as np
 from common.control import leaves
 from common.dispatch import engine_scope
 from symbolic.compiler import CompiledFunction, compile
-from symbolic.graph import Graph
+from symbolic.graph import Graph, recording
 from symbolic.symbol import Symbol, as_symbol, placeholder
 
 
@@ -46,9 +46,10 @@ def trace(fn: Callable, *input_specs: Any) -> Graph:
     name_parameters(fn)
     names = _argument_names(fn, len(input_specs))
     inputs = [spec_placeholder(s, n) for s, n in zip(input_specs, names)]
-    with engine_scope(Symbol):
+    with recording() as recorded, engine_scope(Symbol):
         outputs = fn(*inputs)
-    return Graph([i.node for i in inputs], [as_symbol(o).node for o in leaves(outputs)])
+    return Graph.traced([i.node for i in inputs], [as_symbol(o).node for o in leaves(outputs)],
+                        [], recorded)
 
 
 def _argument_names(fn: Callable, count: int) -> list[str]:
@@ -120,10 +121,8 @@ class TracedFunction:
     def _trace(self, args: tuple) -> CompiledFunction:
         names = _argument_names(self.fn, len(args))
         symbols = [spec_placeholder(a, n) if _is_array(a) else a for a, n in zip(args, names)]
-        with engine_scope(Symbol):
-            outputs = self.fn(*symbols)
         inputs = [s for s in symbols if isinstance(s, Symbol)]
-        return compile(outputs, inputs=inputs, optimize=self.optimize)
+        return compile(lambda *_: self.fn(*symbols), inputs=inputs, optimize=self.optimize)
 
     @property
     def traces(self) -> int:

@@ -10,7 +10,22 @@ from symbolic.graph import Graph
 
 Pass = Callable[[Graph], "tuple[Graph, list[str]]"]
 
-PIPELINES: dict[int, list[tuple[str, Pass]]] = {0: [], 1: [], 2: []}
+def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
+    from symbolic.passes.common_subexpressions import eliminate_common_subexpressions
+    from symbolic.passes.constant_folding import fold_constants
+    from symbolic.passes.dead_code import eliminate_dead_code
+    from symbolic.passes.simplify import simplify
+
+    level1 = [
+        ("constant_folding", fold_constants),
+        ("simplify", simplify),
+        ("cse", eliminate_common_subexpressions),
+        ("dce", eliminate_dead_code),
+    ]
+    return {0: [], 1: level1, 2: level1}
+
+
+PIPELINES: dict[int, list[tuple[str, Pass]]] = _pipelines()
 
 
 def pass_names() -> list[str]:

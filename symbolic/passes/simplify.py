@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from common.ops import OPS
+from common.ops.core import aval_of
 from symbolic.graph import Graph, Node, format_node
 from symbolic.passes.rewrite import Rewriter, rewrite
 
@@ -95,6 +96,23 @@ def no_op(node: Node, rw: Rewriter) -> Node | None:
     return None
 
 
+def implicit_broadcast(node: Node, rw: Rewriter) -> Node | None:
+    """elementwise(broadcast(a), b) -> elementwise(a, b) when broadcasting gives the same
+    shape anyway: the explicit broadcast was an identity (gradients of sums make these)."""
+    if node.op.kind != "elementwise" or node.shape is None or None in node.shape:
+        return None
+    inputs = list(node.inputs)
+    for i, a in enumerate(inputs):
+        if isinstance(a, Node) and a.op_name in ("broadcast_like", "broadcast_to"):
+            trial = inputs[:i] + [a.inputs[0]] + inputs[i + 1:]
+            avals = [t.aval if isinstance(t, Node) else aval_of(t) for t in trial]
+            if node.op.abstract(*avals, **node.params) == node.aval:
+                inputs = trial
+    if inputs == list(node.inputs):
+        return None
+    return rw.make(node.op, tuple(inputs), node.params, (node,))
+
+
 def squeeze_of_expand(node: Node, rw: Rewriter) -> Node | None:
     inner = node.inputs[0]
     if (node.op.name == "squeeze" and isinstance(inner, Node) and inner.op_name == "expand_dims"
@@ -105,7 +123,7 @@ def squeeze_of_expand(node: Node, rw: Rewriter) -> Node | None:
 
 RULES: list[Callable[[Node, Rewriter], Node | None]] = [
     identity_operand, strength_reduction, double_negation, chained_shape_ops, no_op,
-    squeeze_of_expand,
+    squeeze_of_expand, implicit_broadcast,
 ]
 
 
