@@ -1,103 +1,35 @@
-"""The timing harness the benchmark scripts share: interleaved races, tables, the machine.
+"""The benchmark scripts' printing helpers over compare.timing, the one timing harness that
+`diptych compare` uses too (races, Stats, the machine).
 
     from harness import race, print_table, us, iqr, ratio
     stats = race({"numpy": f, "diptych": g}, target_ns=4_000_000)   # name -> Stats (ns/call)
-
-Timing: each contender is warmed up and calibrated to a loop of about `target_ns` length; the
-contenders are then interleaved across repeats (so drift hits all alike) with the garbage
-collector off, and the median and interquartile range of the per-call time are reported.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-import platform
-import statistics
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-REPEATS = 31
-NOISY = 0.25  # an IQR wider than this fraction of the median is flagged
-THREAD_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                   "OMP_NUM_THREADS")
+from compare.timing import (  # noqa: F401 (re-exported for the benchmark scripts)
+    NOISY,
+    REPEATS,
+    THREAD_ENV_VARS,
+    Stats,
+    calibrate,
+    cpu_name,
+    per_call_ns,
+    race,
+    table_text,
+    us,
+    usable_cpus,
+)
 
-
-# ---- timing ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Stats:
-    median: float  # ns per call
-    q1: float
-    q3: float
-
-    @classmethod
-    def of(cls, samples: list[float]) -> Stats:
-        q1, median, q3 = statistics.quantiles(samples, n=4)
-        return cls(median, q1, q3)
-
-    @property
-    def noisy(self) -> bool:
-        return self.q3 - self.q1 > NOISY * self.median
-
-
-def per_call_ns(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter_ns()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter_ns() - start) / number
-
-
-def calibrate(fn: Callable[[], Any], target_ns: int) -> int:
-    """Loop length that takes about `target_ns` (doubling from 1: this is also the warm-up)."""
-    number = 1
-    while True:
-        elapsed = per_call_ns(fn, number) * number
-        if elapsed >= target_ns / 2:
-            return max(1, int(number * target_ns / max(elapsed, 1)))
-        number *= 2
-
-
-def race(contenders: dict[str, Callable[[], Any]], target_ns: int,
-         repeats: int = REPEATS) -> dict[str, Stats]:
-    """Per-call time of each contender, interleaved across repeats, gc off while timing."""
-    numbers = {name: calibrate(fn, target_ns) for name, fn in contenders.items()}
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(repeats):
-            shift = r % len(names)  # rotate who goes first
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(per_call_ns(contenders[name], numbers[name]))
-    finally:
-        gc.enable()
-    return {name: Stats.of(s) for name, s in samples.items()}
-
-
-# ---- printing ----------------------------------------------------------------------------
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells: list[str]) -> str:  # the first column left-aligned, numbers right-aligned
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def us(ns: float) -> str:
-    """Nanoseconds as microseconds: two decimals below 100 us, none above."""
-    return f"{ns / 1000:.2f}" if ns < 100_000 else f"{ns / 1000:.0f}"
+    print(table_text(headers, rows))
 
 
 def iqr(s: Stats) -> str:
@@ -116,24 +48,15 @@ def print_noise_note(stats: Iterable[Stats]) -> None:
               "fighting for the CPUs: see the\n  thread pools listed at the end.")
 
 
-# ---- the machine -------------------------------------------------------------------------
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
 def print_machine(torch: Any, extra: Iterable[str] = (),
                   env_vars: Iterable[str] = THREAD_ENV_VARS) -> None:
     """CPU, Python, numpy and torch (a module, or None if not importable), then `extra`
     lines (other frameworks), then the environment variables that size the thread pools."""
+    import platform
+
     print("machine")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"  {_cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
+    cpus = usable_cpus() or "?"
+    print(f"  {cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
           f"Python {platform.python_version()} on {platform.machine()}")
     print(f"  numpy {np.__version__}", end="")
     if torch is None:

@@ -49,6 +49,11 @@ def _broadcasting(name: str, dtype_rule=result_dtype):
     return abstract
 
 
+def _ufunc(name: str):
+    """The kernel of an op that is one numpy/cupy ufunc (written into `out` if given)."""
+    return lambda xp, *args, out=None: getattr(xp, name)(*args, out=out)
+
+
 def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2.0, dtype=None):
     """Declare an elementwise op with the default shape rule and test samples."""
     if abstract is None:
@@ -63,34 +68,44 @@ def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2
 
 # ---- arithmetic -------------------------------------------------------------------------
 
-ADD = _elementwise("add", lambda xp, x, y: xp.add(x, y),
+ADD = _elementwise("add", _ufunc("add"),
                    (lambda g, out, x, y: g, lambda g, out, x, y: g), "({0} + {1})", 2)
-SUB = _elementwise("sub", lambda xp, x, y: xp.subtract(x, y),
+SUB = _elementwise("sub", _ufunc("subtract"),
                    (lambda g, out, x, y: g, lambda g, out, x, y: -g), "({0} - {1})", 2)
-MUL = _elementwise("mul", lambda xp, x, y: xp.multiply(x, y),
+MUL = _elementwise("mul", _ufunc("multiply"),
                    (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x), "({0} * {1})", 2)
-DIV = _elementwise("div", lambda xp, x, y: xp.true_divide(x, y),
+DIV = _elementwise("div", _ufunc("true_divide"),
                    (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
                    "({0} / {1})", 2, low=0.5, high=2.0,
                    dtype=lambda *a: np.result_type(result_dtype(*a), np.float16))  # fmt: skip
-NEG = _elementwise("neg", lambda xp, x: xp.negative(x), (lambda g, out, x: -g,), "(-{0})", 1)
+NEG = _elementwise("neg", _ufunc("negative"), (lambda g, out, x: -g,), "(-{0})", 1)
 
 # x ** k by multiplication for small k: numpy's float32 `power` on negative inputs is ~10x
 # slower than x*x*x. The results equal numpy's to rounding.
+def _cube(xp, x, out):
+    square = xp.multiply(x, x, out=out)
+    return xp.multiply(square, x, out=out)  # (x * x) * x, as Python evaluates x * x * x
+
+
+def _fourth(xp, x, out):
+    square = xp.multiply(x, x, out=out)
+    return xp.multiply(square, square, out=out)
+
+
 _POW_BY_MULTIPLICATION = {
-    1: lambda xp, x: xp.positive(x),  # a copy: a kernel never returns its input
-    2: lambda xp, x: x * x,
-    3: lambda xp, x: x * x * x,
-    4: lambda xp, x: (x * x) * (x * x),
-    -1: lambda xp, x: xp.reciprocal(x),
-    0.5: lambda xp, x: xp.sqrt(x),
+    1: lambda xp, x, out: xp.positive(x, out=out),  # a copy: a kernel never returns its input
+    2: lambda xp, x, out: xp.multiply(x, x, out=out),
+    3: _cube,
+    4: _fourth,
+    -1: lambda xp, x, out: xp.reciprocal(x, out=out),
+    0.5: lambda xp, x, out: xp.sqrt(x, out=out),
 }
 
 
-def _pow_kernel(xp, x, y):
+def _pow_kernel(xp, x, y, out=None):
     if type(y) in (int, float) and y in _POW_BY_MULTIPLICATION and x.dtype.kind == "f":
-        return _POW_BY_MULTIPLICATION[y](xp, x)
-    return xp.power(x, y)
+        return _POW_BY_MULTIPLICATION[y](xp, x, out)
+    return xp.power(x, y, out=out)
 
 
 def _pow_vjp_base(g, out, x, y):
@@ -112,30 +127,28 @@ POW = _elementwise(
 
 # ---- transcendental and other unary functions -------------------------------------------
 
-EXP = _elementwise("exp", lambda xp, x: xp.exp(x), (lambda g, out, x: g * out,), "exp({0})", 1,
+EXP = _elementwise("exp", _ufunc("exp"), (lambda g, out, x: g * out,), "exp({0})", 1,
                    dtype=_unary_float)
-LOG = _elementwise("log", lambda xp, x: xp.log(x), (lambda g, out, x: g / x,), "log({0})", 1,
+LOG = _elementwise("log", _ufunc("log"), (lambda g, out, x: g / x,), "log({0})", 1,
                    dtype=_unary_float, low=0.2, high=3.0)
-SQRT = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), (lambda g, out, x: g * 0.5 / out,),
+SQRT = _elementwise("sqrt", _ufunc("sqrt"), (lambda g, out, x: g * 0.5 / out,),
                     "sqrt({0})", 1, dtype=_unary_float, low=0.2, high=3.0)
-TANH = _elementwise("tanh", lambda xp, x: xp.tanh(x),
+TANH = _elementwise("tanh", _ufunc("tanh"),
                     (lambda g, out, x: g * (1 - out * out),), "tanh({0})", 1, dtype=_unary_float)
 
 
-def _sigmoid_kernel(xp, x):
+def _sigmoid_kernel(xp, x, out=None):
     # 0.5 * tanh(x / 2) + 0.5 never overflows, unlike 1 / (1 + exp(-x))
-    out = xp.tanh(x * 0.5)
-    out *= 0.5
-    out += 0.5
-    return out
+    half_tanh = xp.tanh(xp.multiply(x, 0.5, out=out), out=out)
+    return xp.add(xp.multiply(half_tanh, 0.5, out=out), 0.5, out=out)
 
 
 SIGMOID = _elementwise("sigmoid", _sigmoid_kernel, (lambda g, out, x: g * out * (1 - out),),
                        "(0.5 * tanh(0.5 * {0}) + 0.5)", 1, dtype=_unary_float)
-ABS = _elementwise("abs", lambda xp, x: xp.abs(x), (lambda g, out, x: g * F.sign(x),),
+ABS = _elementwise("abs", _ufunc("abs"), (lambda g, out, x: g * F.sign(x),),
                    "abs({0})", 1)
-SIGN = _elementwise("sign", lambda xp, x: xp.sign(x), None, "sign({0})", 1)
-RELU = _elementwise("relu", lambda xp, x: xp.maximum(x, 0),
+SIGN = _elementwise("sign", _ufunc("sign"), None, "sign({0})", 1)
+RELU = _elementwise("relu", lambda xp, x, out=None: xp.maximum(x, 0, out=out),
                     (lambda g, out, x: g * (out > 0),), "maximum({0}, 0)", 1)
 
 
@@ -144,24 +157,24 @@ def _half_on_ties(g, mine, other, wins):
     return F.where(mine == other, g * 0.5, F.where(wins, g, 0))
 
 
-MAXIMUM = _elementwise("maximum", lambda xp, x, y: xp.maximum(x, y),
+MAXIMUM = _elementwise("maximum", _ufunc("maximum"),
                        (lambda g, out, x, y: _half_on_ties(g, x, y, x > y),
                         lambda g, out, x, y: _half_on_ties(g, y, x, y > x)),
                        "maximum({0}, {1})", 2)  # fmt: skip
-MINIMUM = _elementwise("minimum", lambda xp, x, y: xp.minimum(x, y),
+MINIMUM = _elementwise("minimum", _ufunc("minimum"),
                        (lambda g, out, x, y: _half_on_ties(g, x, y, x < y),
                         lambda g, out, x, y: _half_on_ties(g, y, x, y < x)),
                        "minimum({0}, {1})", 2)  # fmt: skip
 
 
-def _clamp_kernel(xp, x, min=None, max=None):
+def _clamp_kernel(xp, x, min=None, max=None, out=None):
     if min is None and max is None:
-        return xp.positive(x)
+        return xp.positive(x, out=out)
     if max is None:
-        return xp.maximum(x, min)
+        return xp.maximum(x, min, out=out)
     if min is None:
-        return xp.minimum(x, max)
-    return xp.clip(x, min, max)
+        return xp.minimum(x, max, out=out)
+    return xp.clip(x, min, max, out=out)
 
 
 def _clamp_vjp(g, out, x, min=None, max=None):
@@ -182,6 +195,14 @@ CLAMP = declare(OpDef(
 ))  # fmt: skip
 
 
+def _where_kernel(xp, cond, x, y, out=None):
+    if out is None:
+        return xp.where(cond, x, y)
+    xp.copyto(out, y)
+    xp.copyto(out, x, where=cond)
+    return out
+
+
 def _where_abstract(cond: Aval, x: Aval, y: Aval) -> Aval:
     if not cond.weak and cond.dtype != np.bool_:
         raise DTypeError(
@@ -192,7 +213,7 @@ def _where_abstract(cond: Aval, x: Aval, y: Aval) -> Aval:
 
 
 WHERE = declare(OpDef(
-    "where", "elementwise", lambda xp, cond, x, y: xp.where(cond, x, y), _where_abstract,
+    "where", "elementwise", _where_kernel, _where_abstract,
     vjp=(None, lambda g, out, c, x, y: F.where(c, g, 0), lambda g, out, c, x, y: F.where(c, 0, g)),
     expr="where({0}, {1}, {2})",
     samples=lambda rng: [((rng.uniform(-1, 1, (3, 4)) > 0, rng.normal(size=(3, 4)),
@@ -203,7 +224,7 @@ WHERE = declare(OpDef(
 # ---- comparisons and casts (no gradient flows through them) -----------------------------
 
 def _comparison(name: str, ufunc: str, symbol: str) -> OpDef:
-    return _elementwise(name, lambda xp, x, y: getattr(xp, ufunc)(x, y), None,
+    return _elementwise(name, _ufunc(ufunc), None,
                         f"({{0}} {symbol} {{1}})", 2, dtype=lambda *a: np.dtype(np.bool_))
 
 
@@ -215,8 +236,15 @@ GT = _comparison("gt", "greater", ">")
 GE = _comparison("ge", "greater_equal", ">=")
 LOGICAL_AND = _comparison("logical_and", "logical_and", "&")
 LOGICAL_OR = _comparison("logical_or", "logical_or", "|")
-LOGICAL_NOT = _elementwise("logical_not", lambda xp, x: xp.logical_not(x), None, "(~{0})", 1,
+LOGICAL_NOT = _elementwise("logical_not", _ufunc("logical_not"), None, "(~{0})", 1,
                            dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
+
+
+def _cast_kernel(xp, x, dtype, out=None):
+    if out is None:
+        return x.astype(dtype)
+    xp.copyto(out, x, casting="unsafe")
+    return out
 
 
 def _cast_vjp(g, out, x, dtype):
@@ -224,7 +252,7 @@ def _cast_vjp(g, out, x, dtype):
 
 
 CAST = declare(OpDef(
-    "cast", "elementwise", lambda xp, x, dtype: x.astype(dtype),
+    "cast", "elementwise", _cast_kernel,
     lambda x, dtype: Aval(x.shape, np.dtype(dtype)), vjp=(_cast_vjp,),
     samples=uniform_samples(UNARY_SHAPES, dtype="float64"),
 ))  # fmt: skip

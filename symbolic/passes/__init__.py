@@ -14,6 +14,7 @@ def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
     from symbolic.passes.common_subexpressions import eliminate_common_subexpressions
     from symbolic.passes.constant_folding import fold_constants
     from symbolic.passes.dead_code import eliminate_dead_code
+    from symbolic.passes.fusion import fuse_elementwise
     from symbolic.passes.simplify import simplify
 
     level1 = [
@@ -22,7 +23,7 @@ def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
         ("cse", eliminate_common_subexpressions),
         ("dce", eliminate_dead_code),
     ]
-    return {0: [], 1: level1, 2: level1}
+    return {0: [], 1: level1, 2: level1 + [("fusion", fuse_elementwise)]}
 
 
 PIPELINES: dict[int, list[tuple[str, Pass]]] = _pipelines()

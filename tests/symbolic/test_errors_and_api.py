@@ -300,7 +300,7 @@ def test_to_networkx_has_one_node_per_value_and_one_edge_per_use():
     x, y = S.placeholder((3,), name="x"), S.placeholder((3,), name="y")
     v = S.variable(np.zeros(3), name="v")
     out = x * x + y  # x used twice by one node: two edges, keyed by argument position
-    f = S.compile(out, updates={v: v + out})
+    f = S.compile(out, updates={v: v + out}, optimize=0)
     g = f.graph.to_networkx()
     assert g.number_of_nodes() == len(f.graph.nodes) == 6  # x, y, v, mul, add, add
     assert g.number_of_edges() == 2 + 2 + 2 + 1  # mul, add, v + out, the update

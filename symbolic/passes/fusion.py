@@ -1,0 +1,116 @@
+"""Elementwise fusion: a group of elementwise ops becomes one node running one generated
+kernel (`common.fusion`), so intermediates never travel through memory.
+
+    before: %3 = mul(%1, %1); %4 = mul(%2, %2); %5 = add(%3, %4); %6 = sqrt(%5)
+    after:  %7 = fused_1(%1, %2) : f32[n]    # sqrt(((x0 * x0) + (x1 * x1)))
+
+A group grows from a root through its inputs. A node joins only if every use of it is
+inside the group and it has the group's shape: the group then has one output, and no path
+can leave the group and come back (the group stays convex, so no cycle can form).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+from common.fusion import FusedKernel, Program, Step
+from common.ops.core import Aval, OpDef
+from symbolic.graph import Graph, Node
+from symbolic.passes.rewrite import Rewriter, lines_of, rebuilt
+
+_names = itertools.count(1)
+
+
+def _fusable(node: Node) -> bool:
+    return (not node.is_source and node.op.kind == "elementwise" and node.op.expr is not None
+            and not node.op.stateful and node.shape is not None and None not in node.shape
+            and node.dtype.kind in "fb")
+
+
+def _uses(graph: Graph) -> Counter:
+    """How often each node is used: as an input, an output, or an update."""
+    uses: Counter = Counter()
+    for node in graph.nodes:
+        uses.update(a.id for a in node.inputs if isinstance(a, Node))
+    uses.update(n.id for n in graph.outputs)
+    uses.update(n.id for pair in graph.updates for n in pair)
+    return uses
+
+
+def find_groups(graph: Graph) -> list[list[Node]]:
+    """Groups of fusable nodes, each in schedule order with its root (the output) last."""
+    uses = _uses(graph)
+    position = {n.id: i for i, n in enumerate(graph.nodes)}
+    taken: set[int] = set()
+    groups = []
+    for root in reversed(graph.nodes):
+        if root.id in taken or not _fusable(root):
+            continue
+        members = {root.id: root}
+        grown = True
+        while grown:  # a node joins once all its users are members: repeat until stable
+            grown = False
+            inner_uses = Counter(a.id for m in members.values() for a in m.inputs
+                                 if isinstance(a, Node))
+            for m in list(members.values()):
+                for a in m.inputs:
+                    if (isinstance(a, Node) and a.id not in members and a.id not in taken
+                            and _fusable(a) and a.shape == root.shape
+                            and inner_uses[a.id] == uses[a.id]):
+                        members[a.id] = a
+                        grown = True
+        if len(members) > 1:
+            taken.update(members)
+            groups.append(sorted(members.values(), key=lambda n: position[n.id]))
+    return groups
+
+
+def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
+    """The group as a Program over its outside inputs (returned in argument order)."""
+    index = {m.id: i for i, m in enumerate(members)}
+    inputs: list[Node] = []
+    steps = []
+    for m in members:
+        args = []
+        for a in m.inputs:
+            if not isinstance(a, Node):
+                args.append(("lit", a))
+            elif a.id in index:
+                args.append(("t", index[a.id]))
+            else:
+                if a not in inputs:
+                    inputs.append(a)
+                args.append(("in", inputs.index(a)))
+        steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items()))))
+    root = members[-1]
+    return Program(len(inputs), tuple(steps), root.shape, root.dtype.name), inputs
+
+
+def fused_op(program: Program) -> OpDef:
+    aval = Aval(program.shape, program.dtype)
+    return OpDef(f"fused_{next(_names)}", "elementwise", FusedKernel(program),
+                 lambda *avals: aval, doc=program.expression())
+
+
+def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
+    groups = find_groups(graph)
+    root_of = {g[-1].id: g for g in groups}
+    inside = {m.id for g in groups for m in g[:-1]}
+    rw = Rewriter()
+    changes = []
+    for node in graph.nodes:
+        if node.id in inside:
+            continue  # computed inside its group's kernel
+        current = rw.remap(node)
+        if node.id in root_of:
+            members = root_of[node.id]
+            program, inputs = build_program(members)
+            fused = Node(fused_op(program), tuple(rw.mapping.get(a.id, a) for a in inputs), {},
+                         node.shape, node.dtype, node.source, provenance=lines_of(*members)[1:])
+            changes.append(f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
+                           f"{fused.label} {fused.op.name}: {program.expression()}")
+            current = fused
+        rw.nodes.append(current)
+        rw.mapping[node.id] = current
+    return rebuilt(graph, rw.nodes, rw.mapping), changes
