@@ -19,6 +19,7 @@ import importlib.util
 import os
 import pathlib
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np
 
 from common.ops import OPS
 
-CHUNK_ELEMENTS = 1 << 14  # 64 KB of float32 per temporary: stays in the L2 cache
+CHUNK_ELEMENTS = 1 << 15  # 128 KB of float32 per temporary: stays in the L2 cache
 SMALL = 1 << 16  # below this many elements one chunk, one thread: no pool overhead
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
 CACHE_DIR = pathlib.Path(os.environ.get("DIPTYCH_CACHE", pathlib.Path.home() / ".cache" /
@@ -40,6 +41,7 @@ class Step:
     op: str  # a registered elementwise op
     args: tuple  # ("in", i) | ("t", j) | ("lit", value)
     params: tuple = ()  # the op's params as sorted (name, value) pairs
+    dtype: str = "float32"  # the step's result (comparisons give bool)
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,14 @@ class Program:
         return done[-1]
 
 
-def _evaluate(program: Program, xp: Any, inputs: tuple) -> Any:
-    """Run the steps with the ops' own kernels (the chunked target's inner loop)."""
+def _evaluate(program: Program, xp: Any, inputs: tuple, buffers: list) -> Any:
+    """Run the steps with the ops' own kernels, each writing into its buffer (the chunked
+    target's inner loop: the same ufuncs as the unfused graph, so the same values)."""
     temps: list[Any] = []
-    for step in program.steps:
+    for step, buffer in zip(program.steps, buffers):
         args = [inputs[a[1]] if a[0] == "in" else temps[a[1]] if a[0] == "t" else a[1]
                 for a in step.args]
-        temps.append(OPS[step.op].kernel(xp, *args, **dict(step.params)))
+        temps.append(OPS[step.op].kernel(xp, *args, **dict(step.params), out=buffer))
     return temps[-1]
 
 
@@ -78,13 +81,26 @@ class ChunkedKernel:
     def __init__(self, program: Program) -> None:
         self.program = program
         self.source = f"# evaluated block by block with numpy: {program.expression()}"
+        self._scratch = threading.local()  # each thread's temporaries, reused across calls
+
+    def _buffers(self, rows: int) -> list:
+        """One block-sized temporary per step but the last (which writes the output)."""
+        cached = getattr(self._scratch, "buffers", None)
+        if cached is None or cached[0] != rows:
+            shape = (rows,) + tuple(self.program.shape[1:])
+            cached = (rows, [np.empty(shape, s.dtype) for s in self.program.steps[:-1]])
+            self._scratch.buffers = cached
+        return cached[1]
 
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
         shape, dtype = self.program.shape, self.program.dtype
         out = np.empty(shape, dtype) if out is None else out
         size = int(np.prod(shape))
         if size <= SMALL or not shape or shape[0] == 1:
-            np.copyto(out, _evaluate(self.program, xp, inputs), casting="unsafe")
+            buffers = [None] * (len(self.program.steps) - 1) + [out]
+            result = _evaluate(self.program, xp, inputs, buffers)
+            if result is not out:  # a 0-d result comes back as a scalar
+                np.copyto(out, result, casting="unsafe")
             return out
         rows = max(1, CHUNK_ELEMENTS // max(1, size // shape[0]))
         lead = shape[0]
@@ -92,7 +108,8 @@ class ChunkedKernel:
         def block(start: int) -> None:
             stop = min(start + rows, lead)
             part = tuple(a[start:stop] if _has_lead(a, shape) else a for a in inputs)
-            np.copyto(out[start:stop], _evaluate(self.program, xp, part), casting="unsafe")
+            buffers = [b[:stop - start] for b in self._buffers(rows)] + [out[start:stop]]
+            _evaluate(self.program, xp, part, buffers)
 
         list(_pool.map(block, range(0, lead, rows)))
         return out

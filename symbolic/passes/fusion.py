@@ -82,7 +82,8 @@ def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
                 if a not in inputs:
                     inputs.append(a)
                 args.append(("in", inputs.index(a)))
-        steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items()))))
+        steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items())),
+                          m.dtype.name))
     root = members[-1]
     return Program(len(inputs), tuple(steps), root.shape, root.dtype.name), inputs
 
