@@ -134,7 +134,7 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
                     or d.op == "variable"]
         if released:
             lines.append(f"    del {', '.join(released)}")
-    outputs = [w.name(n) + (".copy()" if graph.updates and _aliases_a_variable(n) else "")
+    outputs = [w.name(n) + (".copy()" if _aliases_a_variable(n) else "")  # weights stay ours
                for n in graph.outputs]
     if any(v.shape is None or None in v.shape for _, v in graph.updates):
         pairs = ", ".join(f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})"

@@ -159,6 +159,7 @@ class OpDef:
     expr: str | None = None  # fused-expression template for elementwise ops: "({0} + {1})"
     view: bool = False  # the output may alias input 0 (no copy): never write into it
     stateful: bool = False  # draws random numbers: never folded, merged or cached
+    writes_out: bool = False  # the kernel takes `out=`: the memory plan may give it a buffer
     samples: Callable[..., list] | None = None  # samples(rng) -> [(args, params)] for tests
     doc: str = field(default="", repr=False)
 

@@ -61,7 +61,7 @@ def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2
         abstract = _broadcasting(name, rule) if arity > 1 else (dtype or same_as_input)
     shapes = BINARY_SHAPES if arity == 2 else UNARY_SHAPES
     return declare(
-        OpDef(name, "elementwise", kernel, abstract, vjp=vjp, expr=expr,
+        OpDef(name, "elementwise", kernel, abstract, vjp=vjp, expr=expr, writes_out=True,
               samples=uniform_samples(shapes, low, high))
     )  # fmt: skip
 
@@ -188,7 +188,7 @@ def _clamp_vjp(g, out, x, min=None, max=None):
 
 
 CLAMP = declare(OpDef(
-    "clamp", "elementwise", _clamp_kernel, same_as_input, vjp=(_clamp_vjp,),
+    "clamp", "elementwise", _clamp_kernel, same_as_input, vjp=(_clamp_vjp,), writes_out=True,
     expr="clip({0}, {min}, {max})",
     samples=lambda rng: [((rng.uniform(-2, 2, (3, 4)),), {"min": -0.5, "max": 0.7}),
                          ((rng.uniform(-2, 2, (5,)),), {"min": 0.0})],
@@ -215,7 +215,7 @@ def _where_abstract(cond: Aval, x: Aval, y: Aval) -> Aval:
 WHERE = declare(OpDef(
     "where", "elementwise", _where_kernel, _where_abstract,
     vjp=(None, lambda g, out, c, x, y: F.where(c, g, 0), lambda g, out, c, x, y: F.where(c, 0, g)),
-    expr="where({0}, {1}, {2})",
+    expr="where({0}, {1}, {2})", writes_out=True,
     samples=lambda rng: [((rng.uniform(-1, 1, (3, 4)) > 0, rng.normal(size=(3, 4)),
                            rng.normal(size=(4,))), {})],
 ))  # fmt: skip
@@ -253,7 +253,7 @@ def _cast_vjp(g, out, x, dtype):
 
 CAST = declare(OpDef(
     "cast", "elementwise", _cast_kernel,
-    lambda x, dtype: Aval(x.shape, np.dtype(dtype)), vjp=(_cast_vjp,),
+    lambda x, dtype: Aval(x.shape, np.dtype(dtype)), vjp=(_cast_vjp,), writes_out=True,
     samples=uniform_samples(UNARY_SHAPES, dtype="float64"),
 ))  # fmt: skip
 

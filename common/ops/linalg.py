@@ -52,7 +52,8 @@ def _matmul_vjp_y(g, out, x, y):
 
 
 MATMUL = declare(OpDef(
-    "matmul", "linalg", lambda xp, x, y: xp.matmul(x, y), _matmul_abstract,
+    "matmul", "linalg", lambda xp, x, y, out=None: xp.matmul(x, y, out=out), _matmul_abstract,
+    writes_out=True,
     vjp=(_matmul_vjp_x, _matmul_vjp_y),
     samples=lambda rng: [((rng.normal(size=s), rng.normal(size=t)), {}) for s, t in [
         ((3, 4), (4, 2)), ((2, 3, 4), (4, 5)), ((4,), (4, 3)), ((3, 4), (4,)),
@@ -78,7 +79,8 @@ def _linear_vjp_w(g, out, x, w):
 
 
 LINEAR = declare(OpDef(
-    "linear", "linalg", lambda xp, x, w: xp.matmul(x, w.T), _linear_abstract,
+    "linear", "linalg", lambda xp, x, w, out=None: xp.matmul(x, w.T, out=out), _linear_abstract,
+    writes_out=True,
     vjp=(lambda g, out, x, w: F.matmul(g, w), _linear_vjp_w),
     samples=lambda rng: [((rng.normal(size=s), rng.normal(size=t)), {}) for s, t in [
         ((3, 4), (5, 4)), ((2, 3, 4), (2, 4)), ((4,), (3, 4))]],

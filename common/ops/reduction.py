@@ -84,18 +84,21 @@ def _extremum_vjp(g, out, x, axis=None, keepdims=False):
 
 SUM = declare(OpDef(
     "sum", "reduction",
-    lambda xp, x, axis=None, keepdims=False: _array(x.sum(axis=axis, keepdims=keepdims)),
-    _reduction_abstract(_sum_dtype), vjp=(_sum_vjp,), samples=REDUCE_SAMPLES,
+    lambda xp, x, axis=None, keepdims=False, out=None: _array(
+        x.sum(axis=axis, keepdims=keepdims, out=out)),
+    _reduction_abstract(_sum_dtype), writes_out=True, vjp=(_sum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 MAX = declare(OpDef(
     "max", "reduction",
-    lambda xp, x, axis=None, keepdims=False: _array(x.max(axis=axis, keepdims=keepdims)),
-    _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
+    lambda xp, x, axis=None, keepdims=False, out=None: _array(
+        x.max(axis=axis, keepdims=keepdims, out=out)),
+    _reduction_abstract(np.dtype), writes_out=True, vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 MIN = declare(OpDef(
     "min", "reduction",
-    lambda xp, x, axis=None, keepdims=False: _array(x.min(axis=axis, keepdims=keepdims)),
-    _reduction_abstract(np.dtype), vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
+    lambda xp, x, axis=None, keepdims=False, out=None: _array(
+        x.min(axis=axis, keepdims=keepdims, out=out)),
+    _reduction_abstract(np.dtype), writes_out=True, vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
 ))  # fmt: skip
 
 

@@ -35,6 +35,7 @@ def pass_names() -> list[str]:
 
 def run_pipeline(graph: Graph, optimize: int, disable, report) -> Graph:
     """Run the passes of level `optimize` (less those in `disable`), recording each."""
+    disable = (disable,) if isinstance(disable, str) else tuple(disable or ())
     if optimize not in PIPELINES:
         raise ValueError(f"optimize must be one of {sorted(PIPELINES)}, got {optimize!r}.")
     unknown = set(disable or ()) - set(pass_names())

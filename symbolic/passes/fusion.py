@@ -91,7 +91,7 @@ def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
 def fused_op(program: Program) -> OpDef:
     aval = Aval(program.shape, program.dtype)
     return OpDef(f"fused_{next(_names)}", "elementwise", FusedKernel(program),
-                 lambda *avals: aval, doc=program.expression())
+                 lambda *avals: aval, writes_out=True, doc=program.expression())
 
 
 def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:

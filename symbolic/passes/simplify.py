@@ -24,7 +24,7 @@ from symbolic.passes.rewrite import Rewriter, rewrite
 def _is_number(arg: object, value: float) -> bool:
     """A literal or a single-valued constant equal to `value`."""
     if isinstance(arg, Node):
-        return arg.op == "constant" and arg.value.size == 1 and float(arg.value) == value
+        return arg.op == "constant" and arg.value.size == 1 and arg.value.item() == value
     return isinstance(arg, (int, float)) and not isinstance(arg, bool) and arg == value
 
 
@@ -49,10 +49,9 @@ def strength_reduction(node: Node, rw: Rewriter) -> Node | None:
     if node.op.name != "pow" or not isinstance(node.inputs[0], Node):
         return None
     x, exponent = node.inputs
-    if _is_number(exponent, 2):
-        return rw.make(OPS["mul"], (x, x), {}, (node,))
-    if _is_number(exponent, 0.5) and node.dtype.kind == "f":
-        return rw.make(OPS["sqrt"], (x,), {}, (node,))
+    for value, op, args in ((2, OPS["mul"], (x, x)), (0.5, OPS["sqrt"], (x,))):
+        if _is_number(exponent, value) and op.abstract(*(a.aval for a in args)) == node.aval:
+            return rw.make(op, args, {}, (node,))  # only where shape and dtype stay the same
     return None
 
 

@@ -64,20 +64,28 @@ def test_a_subgraph_of_constants_folds_into_one_constant_equal_to_eager(name):
     _assert_identical(out.value, build(E.tensor).numpy(), name)
 
 
-def test_nodes_that_depend_on_a_placeholder_are_not_folded():
-    x = S.placeholder((2, 3), name="x")
+FED_OR_STORED = {
+    "placeholder": lambda: S.placeholder((2, 3), name="x"),
+    "variable": lambda: S.variable(np.ones((2, 3), np.float32), name="w"),  # updates change it
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FED_OR_STORED))
+def test_nodes_that_depend_on_a_placeholder_or_variable_are_not_folded(kind):
+    x = FED_OR_STORED[kind]()
+    inputs = [x] if kind == "placeholder" else []
     c = S.constant(A)
     y = F.tanh(x * F.exp(c)) + F.sum(c)  # exp and sum are constant; mul, tanh, add need x
-    folded, changes = fold_constants(_graph([y], [x]))
+    folded, changes = fold_constants(_graph([y], inputs))
     pruned, _ = eliminate_dead_code(folded)
 
     assert _op_names(pruned) == ["mul", "tanh", "add"]
     assert [c.split(" = ")[1].split("(")[0] for c in changes] == ["exp", "sum"]
     mul = pruned.ops[0]
     assert mul.inputs[0] is x.node and mul.inputs[1].op == "constant"
-    feed = np.ones((2, 3), np.float32)
-    want = S.compile(y, inputs=[x], optimize=0)(feed)
-    _assert_identical(S.compile(y, inputs=[x], optimize=2)(feed), want, "folded vs not")
+    feeds = [np.full((2, 3), 0.5, np.float32)] if inputs else []
+    want = S.compile(y, inputs=inputs, optimize=0)(*feeds)
+    _assert_identical(S.compile(y, inputs=inputs, optimize=2)(*feeds), want, "folded vs not")
 
 
 def test_random_ops_never_fold_even_on_constant_inputs():
