@@ -222,7 +222,10 @@ class FusedKernel:
         return all(np.ndim(a) == 0 or (tuple(a.shape) == shape and a.flags.c_contiguous)
                    for a in inputs)
 
-    def _choose(self, inputs: tuple, out: Any) -> None:
+    def _choose(self, inputs: tuple) -> None:
+        """Time the candidates into a scratch output: the real `out` may be an input's
+        buffer (written in place), which must be written exactly once."""
+        out = np.empty(self.program.shape, self.program.dtype)
         if not numba_available():
             self.chosen, self.choice = self.chunked, "numpy-chunked (numba is not installed)"
             warnings.warn("numba is not installed: fused kernels run block by block with "
@@ -248,8 +251,7 @@ class FusedKernel:
         if xp is not np:
             return cupy_kernel(self.program)(*inputs)
         if self.chosen is None:
-            out = np.empty(self.program.shape, self.program.dtype) if out is None else out
-            self._choose(inputs, out)
+            self._choose(inputs)
         return self.chosen(xp, *inputs, out=out)
 
 

@@ -67,9 +67,9 @@ class _Writer:
         self.namespace[name] = value
         return name
 
-    def call(self, node: Node) -> str:
+    def call(self, node: Node, out: str | None = None) -> str:
         kernel = self.bind(f"k_{node.op.name}", node.op.kernel)
-        args = ["xp"] + [self.name(a) for a in node.inputs]
+        args = ["xp"] + [self.name(a) for a in node.inputs] + ([f"out={out}"] if out else [])
         if all(_is_literal(v) for v in node.params.values()):
             args += [f"{k}={v!r}" for k, v in node.params.items()]
         elif node.params:
@@ -117,6 +117,9 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
     dying = _last_uses(graph)
     fed = {n.id for n in graph.inputs}  # placeholders, and a body's captured values
     live = live_ids(graph)  # the plan runs only what outputs and updates need
+    memory = graph.memory
+    buffers = [w.bind(f"buf{i}", xp.empty(shape, dtype))  # allocated once, reused every call
+               for i, (shape, dtype) in enumerate(memory.buffers)] if memory else []
     for pos, node in enumerate(graph.nodes):
         if node.id in fed or node.id not in live:
             continue
@@ -127,7 +130,8 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
         if node.op == "variable":
             rhs = f"{w.bind(f'var_{node.id}', node.value)}.data"
         else:
-            rhs = w.call(node)
+            planned = memory.assignment.get(node.id) if memory else None
+            rhs = w.call(node, None if planned is None else buffers[planned])
         line_to_node[len(lines) + 1] = node
         lines.append(f"    {target} = {rhs}".ljust(48) + f"  # {format_node(node, pad=0)}")
         released = [w.names[d.id] for d in dying.get(pos, []) if not d.is_source

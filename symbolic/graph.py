@@ -162,6 +162,7 @@ class Graph:
     outputs: list[Node]
     updates: list[tuple[Node, Node]] = field(default_factory=list)  # (variable, new value)
     nodes: list[Node] = field(default_factory=list)
+    memory: Any = None  # a MemoryPlan, once the memory planner has run
 
     def __post_init__(self) -> None:
         if self.nodes == []:

@@ -49,6 +49,10 @@ def _broadcasting(name: str, dtype_rule=result_dtype):
     return abstract
 
 
+# Kernels that take `out=` must stay right when `out` is one of their inputs: the memory
+# planner writes elementwise ops in place into inputs that die there.
+
+
 def _ufunc(name: str):
     """The kernel of an op that is one numpy/cupy ufunc (written into `out` if given)."""
     return lambda xp, *args, out=None: getattr(xp, name)(*args, out=out)
@@ -83,8 +87,7 @@ NEG = _elementwise("neg", _ufunc("negative"), (lambda g, out, x: -g,), "(-{0})",
 # x ** k by multiplication for small k: numpy's float32 `power` on negative inputs is ~10x
 # slower than x*x*x. The results equal numpy's to rounding.
 def _cube(xp, x, out):
-    square = xp.multiply(x, x, out=out)
-    return xp.multiply(square, x, out=out)  # (x * x) * x, as Python evaluates x * x * x
+    return xp.multiply(x * x, x, out=out)  # (x * x) * x, as Python evaluates x * x * x
 
 
 def _fourth(xp, x, out):
@@ -198,8 +201,8 @@ CLAMP = declare(OpDef(
 def _where_kernel(xp, cond, x, y, out=None):
     if out is None:
         return xp.where(cond, x, y)
-    xp.copyto(out, y)
-    xp.copyto(out, x, where=cond)
+    xp.copyto(out, x, where=cond)  # this order stays right when `out` is x or y (in place)
+    xp.copyto(out, y, where=xp.logical_not(cond))
     return out
 
 

@@ -15,6 +15,7 @@ def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
     from symbolic.passes.constant_folding import fold_constants
     from symbolic.passes.dead_code import eliminate_dead_code
     from symbolic.passes.fusion import fuse_elementwise
+    from symbolic.passes.memory import plan_memory
     from symbolic.passes.simplify import simplify
 
     level1 = [
@@ -23,7 +24,8 @@ def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
         ("cse", eliminate_common_subexpressions),
         ("dce", eliminate_dead_code),
     ]
-    return {0: [], 1: level1, 2: level1 + [("fusion", fuse_elementwise)]}
+    return {0: [], 1: level1,
+            2: level1 + [("fusion", fuse_elementwise), ("memory", plan_memory)]}
 
 
 PIPELINES: dict[int, list[tuple[str, Pass]]] = _pipelines()

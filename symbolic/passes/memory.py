@@ -1,0 +1,133 @@
+"""Memory planning: a lifetime analysis over the schedule. Intermediates get buffers from a
+pool, allocated once per compiled function and reused by later values once dead; an
+elementwise op writes in place into an input that dies at that op.
+
+    %5 = add(%3, %4)  -> buffer 0 (first use 2, last use 5)
+    %6 = tanh(%5)     -> in place into %5's buffer: %5 dies here
+    %7 = matmul(..)   -> buffer 0 again once %6 is dead
+
+Views (`OpDef.view`) share their source's storage: a buffer lives as long as any view of it.
+Outputs, and values that alias a caller's array (placeholders) or a variable, never get a
+buffer: what a call returns is never overwritten by a later call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symbolic.graph import Graph, Node
+
+
+@dataclass
+class MemoryPlan:
+    buffers: list[tuple[tuple, str]]  # (shape, dtype) of each buffer, allocated once
+    assignment: dict[int, int]  # node id -> the buffer its kernel writes into (out=)
+    lifetimes: dict[int, tuple[int, int]]  # node id -> (defined at, last read at) positions
+    in_place: dict[int, int] = field(default_factory=dict)  # node id -> input id it overwrote
+    refused: list[tuple[int, int, str]] = field(default_factory=list)  # (node, input, reason)
+    intermediate_bytes: int = 0  # what the plannable values would take without reuse
+
+    @property
+    def planned_bytes(self) -> int:
+        return sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in self.buffers)
+
+    def summary(self) -> str:
+        return (f"{len(self.assignment)} values in {len(self.buffers)} buffers: "
+                f"{self.planned_bytes / 1e6:.2f} MB planned for "
+                f"{self.intermediate_bytes / 1e6:.2f} MB of intermediates; "
+                f"{len(self.in_place)} in place")
+
+
+def _nbytes(node: Node) -> int:
+    return int(np.prod(node.shape)) * node.dtype.itemsize
+
+
+def storage_roots(graph: Graph) -> dict[int, Node]:
+    """The node that owns each value's memory (a view's source, followed to the end)."""
+    root: dict[int, Node] = {}
+    for node in graph.nodes:
+        source = node.inputs[0] if (not node.is_source and node.op.view and node.inputs
+                                    and isinstance(node.inputs[0], Node)) else None
+        root[node.id] = root.get(source.id, source) if source is not None else node
+    return root
+
+
+def lifetimes(graph: Graph, root: dict[int, Node]) -> dict[int, tuple[int, int]]:
+    """(definition, last read) per storage root, counting reads through views; values
+    that must outlive the call (outputs, updates) live to the end."""
+    end = len(graph.nodes)
+    span = {n.id: (i, i) for i, n in enumerate(graph.nodes)}
+    for pos, node in enumerate(graph.nodes):
+        for a in node.inputs:
+            if isinstance(a, Node):
+                owner = root[a.id].id
+                span[owner] = (span[owner][0], max(span[owner][1], pos))
+    for n in list(graph.outputs) + [v for pair in graph.updates for v in pair]:
+        owner = root[n.id].id
+        span[owner] = (span[owner][0], end)
+    return span
+
+
+def _plannable(node: Node, escaping: set[int]) -> bool:
+    return (not node.is_source and node.op.writes_out and node.shape is not None
+            and None not in node.shape and node.id not in escaping)
+
+
+def _in_place_candidate(node: Node, pos: int, plan: MemoryPlan, span: dict,
+                        root: dict) -> int | None:
+    """An input whose buffer this elementwise node may overwrite, recording refusals."""
+    if node.op.kind != "elementwise":
+        return None
+    for a in node.inputs:
+        if not isinstance(a, Node):
+            continue
+        owner = root[a.id]
+        if owner.id not in plan.assignment:
+            reason = (f"input is a caller's array ({owner.op_name})" if owner.is_source
+                      else "input has no planned buffer")
+        elif owner is not a:
+            reason = f"input is a view ({a.op_name}) of %{owner.id}"
+        elif a.shape != node.shape or a.dtype != node.dtype:
+            reason = "input differs in shape or dtype"
+        elif span[owner.id][1] != pos:
+            reason = f"input still read at step {span[owner.id][1]}"
+        else:
+            return owner.id
+        plan.refused.append((node.id, a.id, reason))
+    return None
+
+
+def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
+    root = storage_roots(graph)
+    span = lifetimes(graph, root)
+    escaping = {root[n.id].id for n in graph.outputs}  # returned arrays stay fresh
+    plan = MemoryPlan([], {}, {})
+    free: dict[tuple, list[int]] = {}  # (shape, dtype) -> buffers whose values are dead
+    releases: dict[int, list[int]] = {}  # position -> buffers freed after it
+    for pos, node in enumerate(graph.nodes):
+        for buffer in releases.pop(pos - 1, []):
+            free.setdefault(plan.buffers[buffer], []).append(buffer)
+        if not _plannable(node, escaping):
+            continue
+        plan.intermediate_bytes += _nbytes(node)
+        plan.lifetimes[node.id] = span[node.id]
+        victim = _in_place_candidate(node, pos, plan, span, root)
+        if victim is not None:
+            buffer = plan.assignment[victim]
+            plan.in_place[node.id] = victim
+            releases[pos] = [b for b in releases.get(pos, []) if b != buffer]
+        else:
+            key = (tuple(node.shape), node.dtype.name)
+            pool = free.get(key)
+            buffer = pool.pop() if pool else len(plan.buffers)
+            if buffer == len(plan.buffers):
+                plan.buffers.append(key)
+        plan.assignment[node.id] = buffer
+        releases.setdefault(span[node.id][1], []).append(buffer)
+    graph = Graph(graph.inputs, graph.outputs, graph.updates, nodes=graph.nodes)
+    graph.memory = plan
+    changes = [plan.summary()] + [f"%{n} writes in place into %{v}"
+                                  for n, v in plan.in_place.items()]
+    return graph, changes
