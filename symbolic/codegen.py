@@ -118,8 +118,8 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
     fed = {n.id for n in graph.inputs}  # placeholders, and a body's captured values
     live = live_ids(graph)  # the plan runs only what outputs and updates need
     memory = graph.memory
-    buffers = [w.bind(f"buf{i}", xp.empty(shape, dtype))  # allocated once, reused every call
-               for i, (shape, dtype) in enumerate(memory.buffers)] if memory else []
+    buffers = [xp.empty(size, dtype)  # allocated once, reused by every call
+               for size, dtype in memory.buffers] if memory else []
     for pos, node in enumerate(graph.nodes):
         if node.id in fed or node.id not in live:
             continue
@@ -131,7 +131,11 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
             rhs = f"{w.bind(f'var_{node.id}', node.value)}.data"
         else:
             planned = memory.assignment.get(node.id) if memory else None
-            rhs = w.call(node, None if planned is None else buffers[planned])
+            out = None
+            if planned is not None:  # this value's window of its flat buffer
+                view = buffers[planned][:int(np.prod(node.shape))].reshape(node.shape)
+                out = w.bind(f"buf{planned}_{node.id}", view)
+            rhs = w.call(node, out)
         line_to_node[len(lines) + 1] = node
         lines.append(f"    {target} = {rhs}".ljust(48) + f"  # {format_node(node, pad=0)}")
         released = [w.names[d.id] for d in dying.get(pos, []) if not d.is_source

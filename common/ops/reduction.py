@@ -105,8 +105,8 @@ MIN = declare(OpDef(
 def _sum_to_kernel(xp, x, like):
     """Sum `x` down to the shape of `like` (the inverse of broadcasting `like` to `x`)."""
     shape = like.shape
-    if x.shape == shape:
-        return x
+    if x.shape == shape:  # only with sizes unknown when the graph was built
+        return x.copy()  # a reduction's result owns its memory, so the planner can free x
     lead = x.ndim - len(shape)
     kept = tuple(lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
     if not kept:  # only leading axes were added by broadcasting: one plain sum
@@ -128,7 +128,7 @@ def _sum_to_abstract(x: Aval, like: Aval) -> Aval:
 
 SUM_TO_LIKE = declare(OpDef(
     "sum_to_like", "reduction", _sum_to_kernel, _sum_to_abstract,
-    vjp=(lambda g, out, x, like: F.broadcast_like(g, x), None), view=True,
+    vjp=(lambda g, out, x, like: F.broadcast_like(g, x), None),
     samples=uniform_samples([((2, 3, 4), (3, 1))]),
 ))  # fmt: skip
 

@@ -22,7 +22,7 @@ from symbolic.graph import Graph, Node
 
 @dataclass
 class MemoryPlan:
-    buffers: list[tuple[tuple, str]]  # (shape, dtype) of each buffer, allocated once
+    buffers: list[tuple[int, str]]  # (elements, dtype) of each flat buffer, allocated once
     assignment: dict[int, int]  # node id -> the buffer its kernel writes into (out=)
     lifetimes: dict[int, tuple[int, int]]  # node id -> (defined at, last read at) positions
     in_place: dict[int, int] = field(default_factory=dict)  # node id -> input id it overwrote
@@ -31,7 +31,7 @@ class MemoryPlan:
 
     @property
     def planned_bytes(self) -> int:
-        return sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in self.buffers)
+        return sum(size * np.dtype(d).itemsize for size, d in self.buffers)
 
     def summary(self) -> str:
         return (f"{len(self.assignment)} values in {len(self.buffers)} buffers: "
@@ -99,16 +99,31 @@ def _in_place_candidate(node: Node, pos: int, plan: MemoryPlan, span: dict,
     return None
 
 
+def _take(pool: list[int], plan: MemoryPlan, node: Node) -> int:
+    """A dead buffer of the dtype: the smallest that fits, else the largest, grown to fit
+    (sizes are only numbers until the plan is built); a new one if none is free."""
+    size = int(np.prod(node.shape))
+    if not pool:
+        plan.buffers.append((size, node.dtype.name))
+        return len(plan.buffers) - 1
+    fitting = [b for b in pool if plan.buffers[b][0] >= size]
+    buffer = min(fitting, key=lambda b: plan.buffers[b][0]) if fitting else \
+        max(pool, key=lambda b: plan.buffers[b][0])
+    pool.remove(buffer)
+    plan.buffers[buffer] = (max(size, plan.buffers[buffer][0]), node.dtype.name)
+    return buffer
+
+
 def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
     root = storage_roots(graph)
     span = lifetimes(graph, root)
     escaping = {root[n.id].id for n in graph.outputs}  # returned arrays stay fresh
     plan = MemoryPlan([], {}, {})
-    free: dict[tuple, list[int]] = {}  # (shape, dtype) -> buffers whose values are dead
+    free: dict[str, list[int]] = {}  # dtype -> flat buffers whose values are dead
     releases: dict[int, list[int]] = {}  # position -> buffers freed after it
     for pos, node in enumerate(graph.nodes):
         for buffer in releases.pop(pos - 1, []):
-            free.setdefault(plan.buffers[buffer], []).append(buffer)
+            free.setdefault(plan.buffers[buffer][1], []).append(buffer)
         if not _plannable(node, escaping):
             continue
         plan.intermediate_bytes += _nbytes(node)
@@ -119,11 +134,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
             plan.in_place[node.id] = victim
             releases[pos] = [b for b in releases.get(pos, []) if b != buffer]
         else:
-            key = (tuple(node.shape), node.dtype.name)
-            pool = free.get(key)
-            buffer = pool.pop() if pool else len(plan.buffers)
-            if buffer == len(plan.buffers):
-                plan.buffers.append(key)
+            buffer = _take(free.get(node.dtype.name, []), plan, node)
         plan.assignment[node.id] = buffer
         releases.setdefault(span[node.id][1], []).append(buffer)
     graph = Graph(graph.inputs, graph.outputs, graph.updates, nodes=graph.nodes)
