@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +53,21 @@ class Program:
     dtype: str
 
     def expression(self, names: list[str] | None = None) -> str:
-        """The group as one readable expression, from the ops' templates."""
+        """The group as readable code from the ops' templates: a value used twice is named
+        (`t1 = tanh(x0); (t1 + t1)`), anything else is written inline."""
         names = names or [f"x{i}" for i in range(self.n_inputs)]
+        uses = Counter(a[1] for s in self.steps for a in s.args if a[0] == "t")
         done: list[str] = []
-        for step in self.steps:
+        lets: list[str] = []
+        for j, step in enumerate(self.steps):
             args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else repr(a[1])
                     for a in step.args]
-            done.append(OPS[step.op].expr.format(*args, **dict(step.params)))
-        return done[-1]
+            text = OPS[step.op].expr.format(*args, **dict(step.params))
+            if uses[j] > 1:
+                lets.append(f"t{j} = {text}")
+                text = f"t{j}"
+            done.append(text)
+        return "; ".join(lets + [done[-1]])
 
 
 def _evaluate(program: Program, xp: Any, inputs: tuple, buffers: list) -> Any:
@@ -188,11 +196,12 @@ class NumbaKernel:
         out = np.empty(self.program.shape, self.program.dtype) if out is None else out
         flat = [a.reshape(-1) if np.ndim(a) else a[()] if hasattr(a, "shape") else a
                 for a in inputs]
-        if self._kernel is None:
-            start = time.perf_counter()
+        if self._kernel is None:  # the first run compiles; it must also be the only run, as
+            start = time.perf_counter()  # `out` may be an input's buffer (in place)
             self._kernel = _load_numba_kernel(self.source)
             self._kernel(out.reshape(-1), *flat)
             self.compile_seconds = time.perf_counter() - start
+            return out
         self._kernel(out.reshape(-1), *flat)
         return out
 
