@@ -257,8 +257,9 @@ class FusedKernel:
                        f"numpy-chunked {1e3 * times['numpy-chunked']:.2f} ms)")
 
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
-        if xp is not np:
-            return cupy_kernel(self.program)(*inputs)
+        if xp is not np:  # on the GPU: one generated CUDA kernel, written into `out` if given
+            kernel = cupy_kernel(self.program)
+            return kernel(*inputs) if out is None else kernel(*inputs, out)
         if self.chosen is None:
             self._choose(inputs)
         return self.chosen(xp, *inputs, out=out)

@@ -48,7 +48,7 @@ class Symbol(ArrayMethods):
         source = user_line()
         inputs = tuple(as_node(a) for a in args)
         avals = [a.aval if isinstance(a, Node) else _literal_aval(a) for a in inputs]
-        aval = _infer(op, avals, params)  # an OpError names the user's line itself
+        aval = infer_aval(op, avals, params)  # an OpError names the user's line itself
         return Symbol(Node(op, inputs, params, aval.shape, aval.dtype, source))
 
     # ---- facts known before running ------------------------------------------------------
@@ -127,7 +127,7 @@ def _literal_aval(value: Any) -> Aval:
     return Aval((), type(value), weak=True)
 
 
-def _infer(op: Any, avals: list[Aval], params: dict) -> Aval:
+def infer_aval(op: Any, avals: list[Aval], params: dict) -> Aval:
     """The op's shape rule, or, with an input of unknown rank, only its dtype."""
     if all(a.weak or a.shape is not None or a.dtype == object for a in avals):  # tuples
         return op.abstract(*avals, **params)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from symbolic.graph import Graph, Node, format_node
-from symbolic.passes.rewrite import Rewriter, lines_of, rewrite
+from symbolic.passes.rewrite import Rewriter, provenance, rewrite
 
 MAX_GROWTH_BYTES = 1 << 22  # don't bake in a result above 4 MB that is larger than its inputs
 
@@ -38,8 +38,8 @@ def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
         value = value.copy() if value.base is not None else value  # never a view of an input
         value.flags.writeable = False
         folded = Node("constant", (), {}, value.shape, value.dtype, node.source, value=value,
-                      provenance=lines_of(node, *[a for a in node.inputs
-                                                  if isinstance(a, Node)])[1:])
+                      provenance=provenance(node.source, node, *[
+                          a for a in node.inputs if isinstance(a, Node)]))
         rw.nodes.append(folded)
         changes.append(f"folded {format_node(node, pad=0)} into {folded.label}")
         return folded

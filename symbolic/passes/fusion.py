@@ -17,7 +17,7 @@ from collections import Counter
 from common.fusion import FusedKernel, Program, Step
 from common.ops.core import Aval, OpDef
 from symbolic.graph import Graph, Node
-from symbolic.passes.rewrite import Rewriter, lines_of, rebuilt
+from symbolic.passes.rewrite import Rewriter, provenance, rebuilt
 
 _names = itertools.count(1)
 
@@ -108,7 +108,8 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
             members = root_of[node.id]
             program, inputs = build_program(members)
             fused = Node(fused_op(program), tuple(rw.mapping.get(a.id, a) for a in inputs), {},
-                         node.shape, node.dtype, node.source, provenance=lines_of(*members)[1:])
+                         node.shape, node.dtype, node.source,
+                         provenance=provenance(node.source, *members))
             changes.append(f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
                            f"{fused.label} {fused.op.name}: {program.expression()}")
             current = fused

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from common.ops.core import aval_of
 from symbolic.graph import Graph, Node
-from symbolic.symbol import _infer
+from symbolic.symbol import infer_aval
 
 
 def lines_of(*nodes: Node) -> tuple:
@@ -23,6 +23,11 @@ def lines_of(*nodes: Node) -> tuple:
     return tuple(seen)
 
 
+def provenance(source: str, *replaced: Node) -> tuple:
+    """The lines of the replaced nodes that a new node with this `source` does not show."""
+    return tuple(line for line in lines_of(*replaced) if line != source)
+
+
 class Rewriter:
     """Builds the rewritten node list; `make` adds a node a rule creates."""
 
@@ -32,9 +37,9 @@ class Rewriter:
 
     def make(self, op: Any, inputs: tuple, params: dict, replaced: tuple[Node, ...]) -> Node:
         avals = [a.aval if isinstance(a, Node) else aval_of(a) for a in inputs]
-        aval = _infer(op, avals, params)
+        aval = infer_aval(op, avals, params)
         node = Node(op, tuple(inputs), dict(params), aval.shape, aval.dtype,
-                    replaced[0].source, provenance=lines_of(*replaced)[1:])
+                    replaced[0].source, provenance=provenance(replaced[0].source, *replaced))
         self.nodes.append(node)
         return node
 

@@ -19,7 +19,7 @@ from common.ops import OPS
 from common.ops.core import aval_of
 from symbolic.graph import Graph, Node, format_node
 from symbolic.passes.rewrite import Rewriter, rewrite
-from symbolic.symbol import _infer
+from symbolic.symbol import infer_aval
 
 
 def _is_number(arg: object, value: float) -> bool:
@@ -51,7 +51,7 @@ def strength_reduction(node: Node, rw: Rewriter) -> Node | None:
         return None
     x, exponent = node.inputs
     for value, op, args in ((2, OPS["mul"], (x, x)), (0.5, OPS["sqrt"], (x,))):
-        if _is_number(exponent, value) and _infer(op, [a.aval for a in args], {}) == node.aval:
+        if _is_number(exponent, value) and infer_aval(op, [a.aval for a in args], {}) == node.aval:
             return rw.make(op, args, {}, (node,))  # only where shape and dtype stay the same
     return None
 
@@ -106,7 +106,7 @@ def implicit_broadcast(node: Node, rw: Rewriter) -> Node | None:
         if isinstance(a, Node) and a.op_name in ("broadcast_like", "broadcast_to"):
             trial = inputs[:i] + [a.inputs[0]] + inputs[i + 1:]
             avals = [t.aval if isinstance(t, Node) else aval_of(t) for t in trial]
-            if _infer(node.op, avals, node.params) == node.aval:
+            if infer_aval(node.op, avals, node.params) == node.aval:
                 inputs = trial
     if inputs == list(node.inputs):
         return None

@@ -6,6 +6,7 @@ import pytest
 
 import eager as E
 import symbolic as S
+from common import functional as F
 from common.backend import cuda_available
 from common.dispatch import apply
 from common.ops import OPS
@@ -51,3 +52,41 @@ def test_gradients_on_the_gpu_match_numpy():
         grads.append((xt.grad.numpy(), wt.grad.numpy()))
     for cpu, gpu in zip(*grads):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
+
+
+EXPRESSIONS = {
+    "pythagoras": lambda x, y: (x * x + y * y) ** 0.5,
+    "gelu": lambda x, y: 0.5 * x * (1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh()),
+    "where and clamp": lambda x, y: F.where(x > y, x.clamp(min=0.2), y.sigmoid()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPRESSIONS))
+def test_fused_kernels_on_the_gpu_match_numpy(name):
+    rng = np.random.default_rng(2)
+    a, b = rng.random((300, 1000), np.float32), rng.random((300, 1000), np.float32)
+    x, y = S.placeholder(a.shape), S.placeholder(b.shape)
+    out = EXPRESSIONS[name](x, y)
+    want = S.compile(out, inputs=[x, y], optimize=0)(a, b)
+    gpu = S.compile(out, inputs=[x, y], optimize=2, backend="cuda")
+    assert any(n.op.name.startswith("fused") for n in gpu.graph.ops)
+    np.testing.assert_allclose(gpu(a, b).get(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_training_step_on_the_gpu_matches_numpy():
+    from common import nn
+
+    results = []
+    for backend in ("numpy", "cuda"):
+        E.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+        params = list(model.parameters())
+        x, t = S.placeholder((16, 20)), S.placeholder((16,), "int64")
+        loss = F.cross_entropy(model(x), t)
+        grads = S.grad(loss, params)
+        step = S.compile(loss, inputs=[x, t], backend=backend,
+                         updates={p: p - 0.1 * g for p, g in zip(params, grads)})
+        rng = np.random.default_rng(3)
+        xs, ts = rng.random((16, 20), np.float32), rng.integers(0, 4, 16)
+        results.append([float(step(xs, ts)) for _ in range(5)])
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5)
