@@ -283,7 +283,8 @@ def cupy_kernel(program: Program) -> Any:
     if kernel is None:
         import cupy
 
-        params = ", ".join(f"T{i} a{i}" for i in range(program.n_inputs))
+        # a type placeholder per input (cupy's are single capital letters): dtypes may differ
+        params = ", ".join(f"{chr(ord('A') + i)} a{i}" for i in range(program.n_inputs))
         kernel = cupy.ElementwiseKernel(params, f"{program.dtype} out", cupy_source(program)
                                         .replace("where(", "_where(").replace("clip(", "_clip("),
                                         "diptych_fused", preamble=_CUDA_PREAMBLE)

@@ -1,94 +1,294 @@
-"""The `diptych` command: the same model trained eagerly and as one compiled graph, side by side.
+"""The `diptych` command: the same model run eagerly and as a compiled graph, side by side.
 
-Until the model zoo lands it runs PyTorch's classic two-layer network both ways from the same
-initialization and prints both loss curves' agreement and the time per step.
+    diptych                                   # compare a quick default set of models
+    diptych compare mlp_digits --opt 0 2 --peers torch,jax --json out.json
+    diptych train two_layer_net --steps 300 --plot curves.png
+    diptych models;  diptych explain attention
+
+Exit status: 0 when every row passes its correctness check, 1 when one fails, 2 for a usage
+error (an unknown model, peer or optimize level, an unavailable device).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import time
-from typing import Callable
+from collections.abc import Iterator
+from dataclasses import replace
 
-import numpy as np
+from compare import zoo
 
-import eager as E
-import symbolic as S
-
-HELP = """diptych: eager (define-by-run) and deferred (define-then-run) execution, side by side.
-
-Trains PyTorch's classic two-layer network (N=64, D_in=1000, H=100, D_out=10) twice from the
-same initialization: eagerly, op by op, and as one compiled graph (forward, S.grad and the
-SGD update in a single plan). Prints the losses of both and the time per step.
-"""
-
-N, D_IN, H, D_OUT = 64, 1000, 100, 10
+COMMANDS = ("compare", "train", "models", "explain")
+DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
+same model, side by side: time, memory, and the differences in outputs and gradients.
+Without a command it runs `compare` on a quick default set of models."""
 
 
-def initial_values(seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in
-            [("x", (N, D_IN)), ("y", (N, D_OUT)), ("w1", (D_IN, H)), ("w2", (H, D_OUT))]}
+class UsageError(Exception):
+    """Bad arguments: printed as `diptych: error: ...`, exit status 2."""
 
 
-def eager_two_layer_net(init: dict, lr: float) -> Callable[[], float]:
-    """The define-by-run step, written exactly as PyTorch's example."""
-    x, y = E.tensor(init["x"]), E.tensor(init["y"])
-    w1 = E.tensor(init["w1"], requires_grad=True)
-    w2 = E.tensor(init["w2"], requires_grad=True)
-
-    def step() -> float:
-        nonlocal w1, w2  # `w1 -= ...` updates the tensor in place and rebinds the same object
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-        loss.backward()
-        with E.no_grad():
-            w1 -= lr * w1.grad
-            w2 -= lr * w2.grad
-            w1.grad.zero_()
-            w2.grad.zero_()
-        return loss.item()
-
-    return step
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.replace(",", " ").split()]
 
 
-def symbolic_two_layer_net(init: dict, lr: float, optimize: int) -> Callable[[], float]:
-    """The define-then-run step: the same lines on symbols, compiled once with the update."""
-    x, y = S.placeholder((N, D_IN), name="x"), S.placeholder((N, D_OUT), name="y")
-    w1, w2 = S.variable(init["w1"], name="w1"), S.variable(init["w2"], name="w2")
-    y_pred = x.mm(w1).clamp(min=0).mm(w2)
-    loss = (y_pred - y).pow(2).sum()
-    g1, g2 = S.grad(loss, [w1, w2])
-    compiled = S.compile(loss, inputs=[x, y], updates={w1: w1 - lr * g1, w2: w2 - lr * g2},
-                         optimize=optimize)
-    return lambda: float(compiled(init["x"], init["y"]))
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="time and check every mode of some models (default)",
+                       description="Run each model eagerly, compiled at each optimize level "
+                       "and on the peers; print one table.")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help=f"zoo models, or 'all' (default: {', '.join(zoo.QUICK)})")
+    p.add_argument("--device", default="cpu", help="cpu (numpy) or cuda (cupy)")
+    p.add_argument("--batch", type=int, help="batch size (default: each model's own)")
+    p.add_argument("--sizes", type=int, nargs="+", metavar="N",
+                   help="the model's size knob (see `diptych models`); several values make "
+                   "a scaling sweep")
+    p.add_argument("--repeat", type=int, default=15, help="interleaved timing rounds (15)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per mode first (2)")
+    p.add_argument("--opt", type=int, nargs="+", default=[0, 1, 2], metavar="LEVEL",
+                   help="optimize levels of the symbolic rows (default: 0 1 2)")
+    p.add_argument("--peers", default="", help="comma list of peer frameworks: torch,jax")
+    p.add_argument("--ablate", action="store_true",
+                   help="add the top optimize level with each pass switched off in turn")
+    p.add_argument("--breakdown", action="store_true",
+                   help="measure where each step's time goes: kernels, allocation, overhead")
+    p.add_argument("--json", metavar="PATH", help="write the results (compare/schema.py)")
+    p.add_argument("--plot", metavar="PATH", help="bar chart of step times (or the scaling "
+                   "plot for several --sizes); needs matplotlib")
+    p.add_argument("--html", metavar="PATH", help="write the tables as an HTML page")
+    p.add_argument("--threads", type=int, default=1,
+                   help="limit BLAS/OpenMP thread pools while timing (default 1: stable "
+                   "numbers on small or busy machines; 0: the libraries' defaults)")
+    p.add_argument("--target-ms", type=float, default=10.0,
+                   help="each timing sample loops for about this long (10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def run(step: Callable[[], float], steps: int) -> tuple[list[float], float]:
-    losses = [step()]  # the first call compiles or warms up; timed separately from the rest
+def _add_others(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a model eagerly and compiled from the same init")
+    t.add_argument("model", metavar="MODEL")
+    t.add_argument("--steps", type=int, default=100, help="training steps (100)")
+    t.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    t.add_argument("--batch", type=int)
+    t.add_argument("--size", type=int)
+    t.add_argument("--opt", type=int, default=2, help="optimize level of the compiled step")
+    t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure")
+    t.add_argument("--threads", type=int, default=1, help="as for compare")
+    t.add_argument("--seed", type=int, default=0)
+    sub.add_parser("models", help="the zoo, one line each")
+    e = sub.add_parser("explain", help="the compile report, pass by pass, and the source")
+    e.add_argument("model", metavar="MODEL")
+    e.add_argument("--opt", type=int, default=2)
+    e.add_argument("--batch", type=int)
+    e.add_argument("--size", type=int)
+    e.add_argument("--graph", action="store_true", help="also print the optimized graph")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diptych", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    _add_compare(sub)
+    _add_others(sub)
+    return p
+
+
+# ---- checks ------------------------------------------------------------------------------
+
+def models_named(names: list[str]) -> list[zoo.Model]:
+    if not names:
+        return [zoo.get(n) for n in zoo.QUICK]
+    if names == ["all"]:
+        return list(zoo.MODELS.values())
+    try:
+        return [zoo.get(n) for n in names]
+    except zoo.UnknownModelError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_device(device: str) -> None:
+    from common.backend import DeviceError, get_backend
+
+    try:
+        get_backend(device)
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_opts(opts: list[int]) -> None:
+    from symbolic.passes import PIPELINES
+
+    bad = [o for o in opts if o not in PIPELINES]
+    if bad:
+        raise UsageError(f"no optimize level {bad[0]}. Levels: {sorted(PIPELINES)}.")
+
+
+def peers_named(text: str) -> tuple[str, ...]:
+    from compare.peers import PEERS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in PEERS]
+    if bad:
+        raise UsageError(f"unknown peer {bad[0]!r}. Peers: {', '.join(PEERS)}.")
+    return names
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
+    """BLAS and OpenMP pools limited to `threads` (0: as they are); yields a description."""
+    if threads <= 0:
+        yield "library defaults"
+        return
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    if "torch" in peers:
+        from compare.peers import load
+
+        torch, _ = load("torch")
+        if torch is not None:
+            torch.set_num_threads(threads)
+    with threadpool_limits(limits=threads):
+        yield f"{threads} (--threads; XLA keeps its own pool)"
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+def run_compare(args: argparse.Namespace) -> int:
+    from compare import report
+    from compare.harness import Settings, run_model
+    from compare.progress import Progress
+    from compare.schema import validate
+    from compare.timing import machine
+
+    models = models_named(args.models)
+    check_device(args.device)
+    check_opts(args.opt)
+    peers = peers_named(args.peers)
+    if args.repeat < 1 or args.warmup < 0:
+        raise UsageError("--repeat must be at least 1 and --warmup at least 0.")
+    if min([args.batch or 1, *(args.sizes or [1])]) < 1:
+        raise UsageError("--batch and --sizes must be positive.")
+    base = Settings(device=args.device, batch=args.batch, repeat=args.repeat,
+                    warmup=args.warmup, opts=tuple(args.opt), peers=peers, ablate=args.ablate,
+                    breakdown=args.breakdown, seed=args.seed, target_ms=args.target_ms)
+    jobs = [(m, s) for m in models for s in (args.sizes or [None])]
+    results: list = []
+    notes = [] if args.device == "cpu" else [
+        f"peak mem: tracemalloc sees host allocations only, so it is left out on {args.device}"]
     start = time.perf_counter()
-    losses += [step() for _ in range(steps - 1)]
-    return losses, (time.perf_counter() - start) / max(steps - 1, 1)
+    with thread_limit(args.threads, peers) as threads, \
+            Progress(len(jobs) * (args.repeat + 1), args.quiet) as progress:
+        info = {**machine(args.device), "threads": threads}
+        for name in peers:
+            from compare.peers import version_line
+
+            info["libraries"].setdefault(name, version_line(name))
+        for i, (model, size) in enumerate(jobs, 1):
+            results.append(run_model(model, replace(base, size=size), tick=progress.tick,
+                                     stage=lambda text, i=i: progress.stage(
+                                         f"[{i}/{len(jobs)}] {text}")))
+            progress.tick()
+    report.print_report(results, info, notes)
+    print(f"\n{len(jobs)} model run(s) in {time.perf_counter() - start:.1f} s")
+    document = report.to_json(results, info, base, args.sizes, notes)
+    validate(document)
+    write_outputs(args, results, info, notes, document)
+    return 0 if document["ok"] else 1
+
+
+def write_outputs(args: argparse.Namespace, results: list, info: dict, notes: list[str],
+                  document: dict) -> None:
+    """--json, --plot and --html (the chart goes into the page too)."""
+    from compare import report
+
+    if args.json:
+        report.write_json(document, args.json)
+        print(f"wrote {args.json}")
+    chart = None
+    if args.plot or args.html:
+        from compare import plots
+
+        try:
+            figure = plots.for_results(results)
+            if args.plot:
+                plots.save(figure, args.plot)
+                print(f"wrote {args.plot}")
+            chart = plots.png_bytes(figure)
+        except plots.PlotError as exc:
+            print(f"note: {exc}", file=sys.stderr)
+    if args.html:
+        report.write_html(results, info, notes, args.html, chart)
+        print(f"wrote {args.html}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from compare.train import print_training, train
+
+    model = models_named([args.model])[0]
+    check_opts([args.opt])
+    if args.steps < 2:
+        raise UsageError("--steps must be at least 2.")
+    with thread_limit(args.threads):
+        try:
+            result = train(model, args.steps, args.batch, args.size, args.lr, args.opt,
+                           args.seed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print_training(result)
+    if args.plot:
+        from compare import plots
+
+        plots.save(plots.loss_curves(model.name, result.eager_losses,
+                                     result.symbolic_losses), args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    width = max(len(n) for n in zoo.MODELS)
+    for m in zoo.MODELS.values():
+        peer = "; peers: torch, jax" if m.peer else ""
+        print(f"{m.name:<{width}}  {m.description}")
+        print(f"{'':<{width}}  (batch {m.batch}, {m.size_means} {m.size}{peer})")
+    print(f"\nquick default set (plain `diptych`): {', '.join(zoo.QUICK)}")
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from compare.harness import Case, Settings
+
+    model = models_named([args.model])[0]
+    check_opts([args.opt])
+    case = Case(model, Settings(batch=args.batch, size=args.size))
+    fn = case.compile(args.opt)
+    print(f"{model.name}: {model.description}")
+    print(f"compiled at optimize={args.opt}: the loss, the outputs and the gradients of "
+          f"{len(case.params)} parameters{' and ' + ', '.join(model.wrt) if model.wrt else ''}"
+          f" (batch {case.batch}, {model.size_means} {case.size})\n")
+    print(fn.report)
+    if args.graph:
+        print(f"\nthe graph after the passes:\n{fn.graph}")
+    print(f"\nthe generated plan ({fn.report.lines_of_code} lines):\n{fn.source}")
+    return 0
+
+
+RUNNERS = {"compare": run_compare, "train": run_train, "models": run_models,
+           "explain": run_explain}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diptych", description=HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
-    parser.add_argument("--lr", type=float, default=1e-6, help="learning rate (default 1e-6)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.steps < 2:
-        parser.error("--steps must be at least 2")
-    print(HELP)
-    init = initial_values(args.seed)
-    eager_losses, eager_time = run(eager_two_layer_net(init, args.lr), args.steps)
-    sym_losses, sym_time = run(symbolic_two_layer_net(init, args.lr, 0), args.steps)
-    print(f"{'step':>6} {'eager loss':>16} {'symbolic loss':>16}")
-    for i in sorted({0, 1, 10, 50, 100, args.steps - 1} & set(range(args.steps))):
-        print(f"{i:>6} {eager_losses[i]:>16.6g} {sym_losses[i]:>16.6g}")
-    rel = np.max(np.abs(np.subtract(eager_losses, sym_losses)) / np.abs(eager_losses))
-    print(f"\nlargest relative difference between the two loss curves: {rel:.2e}")
-    print(f"time per step: eager {1e6 * eager_time:.0f} us, compiled {1e6 * sym_time:.0f} us "
-          f"({eager_time / sym_time:.2f}x)")
-    return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["compare", *argv]  # `diptych`, `diptych mlp_digits`, `diptych --repeat 5`
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or argparse's own usage errors (status 2)
+        return int(exc.code or 0)
+    try:
+        return RUNNERS[args.command](args)
+    except UsageError as exc:
+        print(f"diptych: error: {exc}", file=sys.stderr)
+        return 2

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from common import nn
 from common import functional as F
+from common import nn
 from compare.zoo import Model
 
 HEADS, SEQ = 2, 16

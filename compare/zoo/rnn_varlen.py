@@ -12,11 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from common import nn
 from common import functional as F
+from common import nn
+from common.backend import array_module
 from compare.zoo import Model
 
 FEATURES, HIDDEN = 8, 16
+
+
+def zeros_beside(x: Any, shape: tuple) -> Any:
+    """Zeros on the device of `x`: an eager tensor's array module; for a symbol, numpy (the
+    graph makes it a constant, placed where the plan runs)."""
+    return array_module([getattr(x, "data", None)]).zeros(shape, np.float32)
 
 
 class VarLenRNN(nn.Module):
@@ -34,8 +41,7 @@ class VarLenRNN(nn.Module):
             x_t, m_t = inputs
             return F.where(m_t, self.cell(x_t, h), h), None
 
-        h0 = np.zeros((xs.shape[1], HIDDEN), np.float32)
-        h, _ = F.scan(step, h0, (xs, mask))
+        h, _ = F.scan(step, zeros_beside(xs, (xs.shape[1], HIDDEN)), (xs, mask))
         pred = self.head(h)
         return F.mse_loss(pred, y), pred
 
@@ -45,7 +51,7 @@ def loop_per_example(module: VarLenRNN, xs: Any, mask: Any, y: Any) -> tuple:
     lengths = mask.numpy()[:, :, 0].sum(axis=0)
     finals = []
     for b, length in enumerate(lengths):
-        h = np.zeros((1, HIDDEN), np.float32)
+        h = zeros_beside(xs, (1, HIDDEN))
         for t in range(int(length)):
             h = module.cell(xs[t, b:b + 1], h)
         finals.append(h)
