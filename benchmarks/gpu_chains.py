@@ -48,11 +48,11 @@ def peers(name: str, a: np.ndarray, b: np.ndarray) -> dict[str, Callable]:
         import torch
 
         ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
-        fn = (lambda x, y: torch.sqrt(x * x + y * y)) if name == "pythagoras" else (
+        torch_fn = (lambda x, y: torch.sqrt(x * x + y * y)) if name == "pythagoras" else (
             lambda x, y: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi)
                                                     * (x + 0.044715 * x**3))))
-        compiled = torch.compile(fn)
-        found["torch eager"] = lambda: (fn(ta, tb), torch.cuda.synchronize())
+        compiled = torch.compile(torch_fn)
+        found["torch eager"] = lambda: (torch_fn(ta, tb), torch.cuda.synchronize())
         found["torch.compile"] = lambda: (compiled(ta, tb), torch.cuda.synchronize())
     except Exception as exc:  # noqa: BLE001 (an optional peer)
         print(f"  note: torch rows skipped ({type(exc).__name__}: {str(exc)[:80]})")
@@ -61,10 +61,10 @@ def peers(name: str, a: np.ndarray, b: np.ndarray) -> dict[str, Callable]:
         import jax.numpy as jnp
 
         ja, jb = jnp.asarray(a), jnp.asarray(b)
-        fn = (lambda x, y: jnp.sqrt(x * x + y * y)) if name == "pythagoras" else (
+        jax_fn = (lambda x, y: jnp.sqrt(x * x + y * y)) if name == "pythagoras" else (
             lambda x, y: 0.5 * x * (1 + jnp.tanh(math.sqrt(2 / math.pi)
                                                   * (x + 0.044715 * x**3))))
-        jitted = jax.jit(fn)
+        jitted = jax.jit(jax_fn)
         found["jax.jit"] = lambda: jitted(ja, jb).block_until_ready()
     except Exception as exc:  # noqa: BLE001
         print(f"  note: jax row skipped ({type(exc).__name__}: {str(exc)[:80]})")

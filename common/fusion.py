@@ -24,7 +24,7 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -141,21 +141,37 @@ def clip(x, lo, hi):
 '''
 
 
-def _numba_expression(program: Program, names: list[str]) -> str:
+def _bound(value: Any, infinite: str) -> str:
+    return infinite if value is None else repr(value)
+
+
+# How each target spells the ops whose Python template it cannot take as it is.
+NUMBA_SPELLING: dict[str, Callable] = {
+    "clamp": lambda a, p: f"clip({a[0]}, {_bound(p['min'], '-np.inf')}, "
+                          f"{_bound(p['max'], 'np.inf')})",
+}
+CUDA_SPELLING: dict[str, Callable] = {
+    "clamp": lambda a, p: f"_clip({a[0]}, {_bound(p['min'], '-INFINITY')}, "
+                          f"{_bound(p['max'], 'INFINITY')})",
+    "pow": lambda a, p: f"pow({a[0]}, {a[1]})",
+    "maximum": lambda a, p: f"_maximum({a[0]}, {a[1]})",
+    "minimum": lambda a, p: f"_minimum({a[0]}, {a[1]})",
+    "relu": lambda a, p: f"_maximum({a[0]}, 0)",
+    "where": lambda a, p: f"_where({a[0]}, {a[1]}, {a[2]})",
+    "logical_not": lambda a, p: f"(!{a[0]})",
+}
+
+
+def expression(program: Program, names: list[str], spelling: dict,
+               literal: Callable[[Any], str] = repr) -> str:
+    """The group as one expression of a target language, from the ops' templates."""
     done: list[str] = []
     for step in program.steps:
-        args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else repr(a[1])
+        args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else literal(a[1])
                 for a in step.args]
         params = dict(step.params)
-        if step.op == "clamp":
-            low = "-np.inf" if params["min"] is None else repr(params["min"])
-            high = "np.inf" if params["max"] is None else repr(params["max"])
-            done.append(f"clip({args[0]}, {low}, {high})")
-            continue
-        expr = OPS[step.op].expr.format(*args, **params)
-        for fn in ("exp", "log", "tanh", "sqrt", "abs", "sign", "maximum", "minimum"):
-            expr = expr.replace(f"{fn}(", f"np.{fn}(").replace(f"np.np.{fn}(", f"np.{fn}(")
-        done.append(expr)
+        spell = spelling.get(step.op)
+        done.append(spell(args, params) if spell else OPS[step.op].expr.format(*args, **params))
     return done[-1]
 
 
@@ -163,10 +179,12 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
     """One parallel loop; 0-d inputs (in `scalars`) are passed as numbers, not indexed."""
     names = [f"a{i}" if i in scalars else f"a{i}[i]" for i in range(program.n_inputs)]
     args = ", ".join(f"a{i}" for i in range(program.n_inputs))
-    return (f"import numba\nimport numpy as np\n{_SCALAR_HELPERS}\n\n"
+    return (f"import numba\nimport numpy as np\n"
+            f"from numpy import abs, exp, log, maximum, minimum, sign, sqrt, tanh\n"
+            f"{_SCALAR_HELPERS}\n\n"
             f"@numba.njit(parallel=True, cache=True)\ndef kernel(out, {args}):\n"
             f"    for i in numba.prange(out.size):\n"
-            f"        out[i] = {_numba_expression(program, names)}\n")
+            f"        out[i] = {expression(program, names, NUMBA_SPELLING)}\n")
 
 
 def _load_numba_kernel(source: str) -> Any:
@@ -272,10 +290,10 @@ _cupy_kernels: dict[Program, Any] = {}
 
 def cupy_source(program: Program) -> str:
     names = [f"a{i}" for i in range(program.n_inputs)]
-    expr = _numba_expression(program, names).replace("np.", "").replace("-inf", "-INFINITY")
-    expr = expr.replace("inf", "INFINITY").replace("maximum(", "max(").replace("minimum(",
-                                                                               "min(")
-    return f"out = {expr}"
+    ctype = {"float32": "float", "float64": "double", "bool": "bool"}.get(program.dtype,
+                                                                          program.dtype)
+    literal = (lambda v: f"(({ctype}){v!r})") if isinstance(ctype, str) else repr
+    return f"out = {expression(program, names, CUDA_SPELLING, literal)}"
 
 
 def cupy_kernel(program: Program) -> Any:
@@ -285,8 +303,7 @@ def cupy_kernel(program: Program) -> Any:
 
         # a type placeholder per input (cupy's are single capital letters): dtypes may differ
         params = ", ".join(f"{chr(ord('A') + i)} a{i}" for i in range(program.n_inputs))
-        kernel = cupy.ElementwiseKernel(params, f"{program.dtype} out", cupy_source(program)
-                                        .replace("where(", "_where(").replace("clip(", "_clip("),
+        kernel = cupy.ElementwiseKernel(params, f"{program.dtype} out", cupy_source(program),
                                         "diptych_fused", preamble=_CUDA_PREAMBLE)
         _cupy_kernels[program] = kernel
     return kernel
@@ -299,4 +316,8 @@ template <typename X, typename L, typename H>
 __device__ X _clip(X x, L lo, H hi) { return min(max(x, (X)lo), (X)hi); }
 template <typename X>
 __device__ X sign(X x) { return (x > 0) - (x < 0); }
+template <typename A, typename B>
+__device__ A _maximum(A a, B b) { return a > (A)b ? a : (A)b; }
+template <typename A, typename B>
+__device__ A _minimum(A a, B b) { return a < (A)b ? a : (A)b; }
 """

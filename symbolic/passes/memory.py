@@ -93,6 +93,9 @@ def _in_place_candidate(node: Node, pos: int, plan: MemoryPlan, span: dict,
             reason = "input differs in shape or dtype"
         elif span[owner.id][1] != pos:
             reason = f"input still read at step {span[owner.id][1]}"
+        elif any(isinstance(b, Node) and b is not a and root[b.id] is owner
+                 for b in node.inputs):
+            reason = f"another input is a view of %{owner.id}"  # it would read overwritten data
         else:
             return owner.id
         plan.refused.append((node.id, a.id, reason))
