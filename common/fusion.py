@@ -153,7 +153,7 @@ NUMBA_SPELLING: dict[str, Callable] = {
 CUDA_SPELLING: dict[str, Callable] = {
     "clamp": lambda a, p: f"_clip({a[0]}, {_bound(p['min'], '-INFINITY')}, "
                           f"{_bound(p['max'], 'INFINITY')})",
-    "pow": lambda a, p: f"pow({a[0]}, {a[1]})",
+    "pow": lambda a, p: f"_pow({a[0]}, {a[1]})",
     "maximum": lambda a, p: f"_maximum({a[0]}, {a[1]})",
     "minimum": lambda a, p: f"_minimum({a[0]}, {a[1]})",
     "relu": lambda a, p: f"_maximum({a[0]}, 0)",
@@ -318,6 +318,12 @@ template <typename X>
 __device__ X sign(X x) { return (x > 0) - (x < 0); }
 template <typename A, typename B>
 __device__ A _maximum(A a, B b) { return a > (A)b ? a : (A)b; }
+template <typename A, typename B>
+__device__ A _pow(A x, B y) {  // small integer powers by multiplication, as on the CPU
+  if (y == (B)2) return x * x;
+  if (y == (B)3) return x * x * x;
+  return pow(x, (A)y);
+}
 template <typename A, typename B>
 __device__ A _minimum(A a, B b) { return a < (A)b ? a : (A)b; }
 """

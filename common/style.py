@@ -16,7 +16,8 @@ import numpy as np
 
 FONT = "Helvetica"
 GRAPH_ATTRS = {"rankdir": "TB", "fontname": FONT, "fontsize": "12", "nodesep": "0.25",
-               "ranksep": "0.35", "bgcolor": "white", "labelloc": "t", "labeljust": "l"}
+               "ranksep": "0.35", "bgcolor": "white", "labelloc": "t", "labeljust": "l",
+               "newrank": "true"}  # newrank: dot 2.43 fails to rank some nested clusters
 NODE_ATTRS = {"fontname": FONT, "fontsize": "11", "style": "filled", "penwidth": "1.2",
               "margin": "0.08,0.04", "height": "0.3"}
 EDGE_ATTRS = {"fontname": FONT, "fontsize": "8", "fontcolor": "#64748b", "color": "#475569",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -172,9 +173,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if min([args.batch or 1, *(args.sizes or [1])]) < 1:
         raise UsageError("--batch and --sizes must be positive.")
     base = Settings(device=args.device, batch=args.batch, repeat=args.repeat,
-                    warmup=args.warmup, opts=tuple(args.opt), peers=peers, ablate=args.ablate,
-                    breakdown=args.breakdown, seed=args.seed, target_ms=args.target_ms)
-    jobs = [(m, s) for m in models for s in (args.sizes or [None])]
+                    warmup=args.warmup, opts=tuple(dict.fromkeys(args.opt)), peers=peers,
+                    ablate=args.ablate, breakdown=args.breakdown, seed=args.seed,
+                    target_ms=args.target_ms)
+    jobs = [(m, s) for m in dict.fromkeys(models) for s in dict.fromkeys(args.sizes or [None])]
     results: list = []
     notes = [] if args.device == "cpu" else [
         f"peak mem: tracemalloc sees host allocations only, so it is left out on {args.device}"]
@@ -292,3 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"diptych: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `diptych models | head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

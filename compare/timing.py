@@ -204,12 +204,15 @@ def machine(device: str = "cpu", env_vars: tuple = THREAD_ENV_VARS) -> dict[str,
         "libraries": {k: v for k, v in libraries.items() if v is not None},
         "numpy_version": np.__version__,
         "env": {var: os.environ.get(var) for var in env_vars},
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 
 def machine_text(info: dict[str, Any]) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
     env = ", ".join(f"{k}={v}" for k, v in info["env"].items() if v is not None) or "none set"
+    load = info.get("load_average")
+    busy = "" if not load else f"; load average {load[0]:.2f} when the run began"
     return (f"machine: {info['cpu']}; {info['cpu_count']} CPUs ({info['usable_cpus']} usable); "
-            f"Python {info['python']}; device {info['device']}\n"
+            f"Python {info['python']}; device {info['device']}{busy}\n"
             f"  libraries: {libs}\n  thread settings: {env}")

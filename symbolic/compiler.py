@@ -88,6 +88,24 @@ class CompiledFunction:
         return (f"<CompiledFunction ({_expected(self.graph.inputs)}) -> "
                 f"{len(self.graph.outputs)} outputs, {len(self.graph.ops)} ops>")
 
+    def to_dot(self, stage: str = "optimized", **options: Any) -> str:
+        """The picture's DOT source: stage 'traced', 'optimized' or 'both'."""
+        from symbolic.visualize import to_dot
+
+        return to_dot(self, stage, **options)
+
+    def render(self, path: Any, format: str | None = None, stage: str = "optimized",
+               **options: Any) -> Any:
+        """Draw the graph to `path` (svg, png, pdf or dot): `symbolic.visualize.render`."""
+        from symbolic.visualize import render
+
+        return render(self, path, format, stage, **options)
+
+    def _repr_svg_(self) -> str | None:  # Jupyter shows the optimized graph
+        from symbolic.visualize import svg
+
+        return svg(self)
+
     def _feeds(self, args: tuple, kwargs: dict) -> list:
         inputs = self.graph.inputs
         if len(args) > len(inputs):

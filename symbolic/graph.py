@@ -199,6 +199,23 @@ class Graph:
             lines.append(f"  update {var.label} ({var.name}) <- {value.label}")
         return "\n".join(lines + ["}"])
 
+    def to_dot(self, **options: Any) -> str:
+        """The picture's DOT source (options: see `symbolic.visualize.to_dot`)."""
+        from symbolic.visualize import to_dot
+
+        return to_dot(self, **options)
+
+    def render(self, path: Any, format: str | None = None, **options: Any) -> Any:
+        """Draw the graph to `path` (svg, png, pdf or dot): `symbolic.visualize.render`."""
+        from symbolic.visualize import render
+
+        return render(self, path, format, **options)
+
+    def _repr_svg_(self) -> str | None:  # Jupyter shows the picture
+        from symbolic.visualize import svg
+
+        return svg(self)
+
     def to_networkx(self) -> nx.MultiDiGraph:
         """The graph for analysis: nodes keyed by id with op, shape, dtype and source;
         an edge per use, keyed by the argument position."""
