@@ -151,8 +151,8 @@ NUMBA_SPELLING: dict[str, Callable] = {
                           f"{_bound(p['max'], 'np.inf')})",
 }
 CUDA_SPELLING: dict[str, Callable] = {
-    "clamp": lambda a, p: f"_clip({a[0]}, {_bound(p['min'], '-INFINITY')}, "
-                          f"{_bound(p['max'], 'INFINITY')})",
+    "clamp": lambda a, p: f"_clip({a[0]}, {_bound(p['min'], '-_inf()')}, "
+                          f"{_bound(p['max'], '_inf()')})",
     "pow": lambda a, p: f"_pow({a[0]}, {a[1]})",
     "maximum": lambda a, p: f"_maximum({a[0]}, {a[1]})",
     "minimum": lambda a, p: f"_minimum({a[0]}, {a[1]})",
@@ -310,6 +310,7 @@ def cupy_kernel(program: Program) -> Any:
 
 
 _CUDA_PREAMBLE = """
+__device__ float _inf() { return __int_as_float(0x7f800000); }
 template <typename C, typename A, typename B>
 __device__ A _where(C c, A a, B b) { return c ? a : (A)b; }
 template <typename X, typename L, typename H>

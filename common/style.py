@@ -57,7 +57,8 @@ COLLAPSED = {"shape": "box3d", "fillcolor": "#f8fafc", "color": "#334155"}
 
 # Edges: an update writes a variable; a body is run by its control node.
 UPDATE_EDGE = {"style": "dashed", "color": "#b45309", "fontcolor": "#b45309",
-               "penwidth": "1.4", "constraint": "false"}
+               "penwidth": "1.4"}
+ASSIGN = {"style": "filled,dashed", "penwidth": "1.6"}  # a variable, where an update writes it
 BODY_EDGE = {"style": "dotted", "color": "#0369a1", "arrowhead": "odot"}
 GRAD_EDGE = {"style": "dashed", "color": "#ea580c", "arrowhead": "none"}
 

@@ -199,12 +199,26 @@ class _Drawing:
                 self._fused(node, name, place, outputs.get(node.id))
             else:
                 self._node(node, name, place, outputs.get(node.id))
-        for var, value in graph.updates:
-            if var.id in self.out and value.id in self.out:
-                self._edge(self.out[value.id], self.out[var.id],
-                           {**style.UPDATE_EDGE, "label": "update"})
+        for k, (var, value) in enumerate(graph.updates):
+            self._update(k, var, value, cluster, regions)
         if self.diff is not None:
             self._ghosts(cluster)
+
+    def _update(self, k: int, var: Node, value: Node, cluster: _Cluster,
+                regions: dict) -> None:
+        """An update: the variable drawn again where its new value is written (an edge back
+        to the variable's first drawing would cross the whole picture)."""
+        if value.id not in self.out or not self.canvas.fits(1):
+            return
+        region = regions[value.id]
+        place = cluster.children.get(f"cluster_{self.prefix}{region}", cluster)
+        name = f"{self.prefix}u{k}"
+        place.nodes.append((name, {
+            **style.source_attrs("variable"), **style.ASSIGN,
+            "label": style.html_label(var.name, "← new value, written after the call"),
+            "tooltip": style.tooltip(f"update of variable {var.name} "
+                                     f"{style.type_label(var.shape, var.dtype)}", value.source)}))
+        self._edge(self.out[value.id], name, {**style.UPDATE_EDGE, "label": "update"})
 
     # -- nodes --
     def _node(self, node: Node, name: str, place: _Cluster, outputs: list | None) -> None:
