@@ -159,6 +159,8 @@ CUDA_SPELLING: dict[str, Callable] = {
     "relu": lambda a, p: f"_maximum({a[0]}, 0)",
     "where": lambda a, p: f"_where({a[0]}, {a[1]}, {a[2]})",
     "logical_not": lambda a, p: f"(!{a[0]})",
+    "logical_and": lambda a, p: f"({a[0]} && {a[1]})",
+    "logical_or": lambda a, p: f"({a[0]} || {a[1]})",
 }
 
 
@@ -180,7 +182,8 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
     names = [f"a{i}" if i in scalars else f"a{i}[i]" for i in range(program.n_inputs)]
     args = ", ".join(f"a{i}" for i in range(program.n_inputs))
     return (f"import numba\nimport numpy as np\n"
-            f"from numpy import abs, exp, log, maximum, minimum, sign, sqrt, tanh\n"
+            f"from numpy import (abs, exp, log, logical_and, logical_not, logical_or, maximum,\n"
+            f"                   minimum, sign, sqrt, tanh)\n"
             f"{_SCALAR_HELPERS}\n\n"
             f"@numba.njit(parallel=True, cache=True)\ndef kernel(out, {args}):\n"
             f"    for i in numba.prange(out.size):\n"

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from compare import zoo
 
-COMMANDS = ("compare", "train", "models", "explain")
+COMMANDS = ("compare", "train", "models", "explain", "graph", "tape")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
 same model, side by side: time, memory, and the differences in outputs and gradients.
 Without a command it runs `compare` on a quick default set of models."""
@@ -94,7 +94,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     _add_compare(sub)
     _add_others(sub)
+    _add_pictures(sub)
     return p
+
+
+def _add_pictures(sub: argparse._SubParsersAction) -> None:
+    """`graph` and `tape` live in compare/pictures.py, which registers them (and sets
+    `args.run`); where it is missing they are simply not offered."""
+    try:
+        from compare import pictures
+    except ImportError:
+        return
+    pictures.register(sub)
 
 
 # ---- checks ------------------------------------------------------------------------------
@@ -290,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or argparse's own usage errors (status 2)
         return int(exc.code or 0)
     try:
-        return RUNNERS[args.command](args)
+        run = getattr(args, "run", None) or RUNNERS[args.command]
+        return run(args)
     except UsageError as exc:
         print(f"diptych: error: {exc}", file=sys.stderr)
         return 2

@@ -189,7 +189,8 @@ def _version(module: str) -> str | None:
         return None
 
 
-def machine(device: str = "cpu", env_vars: tuple = THREAD_ENV_VARS) -> dict[str, Any]:
+def machine(device: str = "cpu",
+            env_vars: tuple = (*THREAD_ENV_VARS, "XLA_FLAGS")) -> dict[str, Any]:
     """What the numbers depend on: CPU, cores, Python, library versions, thread settings.
     Versions are read from package metadata, so nothing heavy is imported."""
     libraries = {name: _version(name) for name in

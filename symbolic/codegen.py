@@ -142,15 +142,20 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
                     or d.op == "variable"]
         if released:
             lines.append(f"    del {', '.join(released)}")
-    outputs = [w.name(n) + (".copy()" if _aliases_a_variable(n) else "")  # weights stay ours
-               for n in graph.outputs]
+    for node in dict.fromkeys(n for n in list(graph.outputs) + [v for _, v in graph.updates]
+                              if _aliases_a_variable(n)):
+        # a value sharing a weight's memory is copied before any update writes a weight
+        # (and a returned array is never the weight itself)
+        lines.append(f"    {w.name(node)}_copy = {w.name(node)}.copy()")
+        w.names[node.id] = f"{w.name(node)}_copy"
+    outputs = [w.name(n) for n in graph.outputs]
     if any(v.shape is None or None in v.shape for _, v in graph.updates):
         pairs = ", ".join(f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})"
                           for v, n in graph.updates)
         w.bind("check_update_shapes", check_update_shapes)
         lines.append(f"    check_update_shapes(({pairs},))  # before any write: all or none")
     for var, value in graph.updates:
-        new = w.name(value) + (".copy()" if _aliases_a_variable(value) else "")
+        new = w.name(value)
         storage = w.bind(f"var_{var.id}", var.value)
         line_to_node[len(lines) + 1] = value
         lines.append(f"    copyto({storage}.data, {new}, casting='same_kind')"

@@ -226,20 +226,20 @@ WHERE = declare(OpDef(
 
 # ---- comparisons and casts (no gradient flows through them) -----------------------------
 
-def _comparison(name: str, ufunc: str, symbol: str) -> OpDef:
-    return _elementwise(name, _ufunc(ufunc), None,
-                        f"({{0}} {symbol} {{1}})", 2, dtype=lambda *a: np.dtype(np.bool_))
+def _comparison(name: str, ufunc: str, template: str) -> OpDef:
+    return _elementwise(name, _ufunc(ufunc), None, template, 2,
+                        dtype=lambda *a: np.dtype(np.bool_))
 
 
-EQ = _comparison("eq", "equal", "==")
-NE = _comparison("ne", "not_equal", "!=")
-LT = _comparison("lt", "less", "<")
-LE = _comparison("le", "less_equal", "<=")
-GT = _comparison("gt", "greater", ">")
-GE = _comparison("ge", "greater_equal", ">=")
-LOGICAL_AND = _comparison("logical_and", "logical_and", "&")
-LOGICAL_OR = _comparison("logical_or", "logical_or", "|")
-LOGICAL_NOT = _elementwise("logical_not", _ufunc("logical_not"), None, "(~{0})", 1,
+EQ = _comparison("eq", "equal", "({0} == {1})")
+NE = _comparison("ne", "not_equal", "({0} != {1})")
+LT = _comparison("lt", "less", "({0} < {1})")
+LE = _comparison("le", "less_equal", "({0} <= {1})")
+GT = _comparison("gt", "greater", "({0} > {1})")
+GE = _comparison("ge", "greater_equal", "({0} >= {1})")
+LOGICAL_AND = _comparison("logical_and", "logical_and", "logical_and({0}, {1})")
+LOGICAL_OR = _comparison("logical_or", "logical_or", "logical_or({0}, {1})")
+LOGICAL_NOT = _elementwise("logical_not", _ufunc("logical_not"), None, "logical_not({0})", 1,
                            dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
 
 
