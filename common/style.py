@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,7 @@ import numpy as np
 
 FONT = "Helvetica"
 GRAPH_ATTRS = {"rankdir": "TB", "fontname": FONT, "fontsize": "12", "nodesep": "0.25",
-               "ranksep": "0.35", "bgcolor": "white", "labelloc": "t", "labeljust": "l",
-               "newrank": "true"}  # newrank: dot 2.43 fails to rank some nested clusters
+               "ranksep": "0.35", "bgcolor": "white", "labelloc": "t", "labeljust": "l"}
 NODE_ATTRS = {"fontname": FONT, "fontsize": "11", "style": "filled", "penwidth": "1.2",
               "margin": "0.08,0.04", "height": "0.3"}
 EDGE_ATTRS = {"fontname": FONT, "fontsize": "8", "fontcolor": "#64748b", "color": "#475569",
@@ -83,12 +83,30 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def pipe(source: str, format: str) -> bytes:
-    """DOT source laid out by Graphviz's `dot` into `format` (svg, png, pdf) bytes."""
-    done = subprocess.run(["dot", f"-T{format}"], input=source.encode(), capture_output=True)
+def pipe(source: str, format: str, *options: str) -> bytes:
+    """DOT source laid out by Graphviz's `dot` into `format` (svg, png, pdf) bytes;
+    `options` are dot's own (`-Gdpi=48`)."""
+    command = ["dot", f"-T{format}", *options]
+    done = subprocess.run(command, input=source.encode(), capture_output=True)
+    if done.returncode != 0 and b"init_rank" in done.stderr:
+        # dot's classic ranking fails on some nested clusters; the newer one (slower) works
+        done = subprocess.run(command + ["-Gnewrank=true"], input=source.encode(),
+                              capture_output=True)
     if done.returncode != 0:
         raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+def dpi_to_fit(source: str, width: int, height: int, dpi: float = 96.0) -> float:
+    """The resolution at which the laid-out picture fits in width x height pixels (at most
+    `dpi`): big pictures are drawn smaller rather than rasterized huge and shrunk."""
+    laid = pipe(source, "dot").decode()
+    found = re.search(r'bb="([\d.]+),([\d.]+),([\d.]+),([\d.]+)"', laid)
+    if found is None:
+        return dpi
+    x0, y0, x1, y1 = (float(v) for v in found.groups())
+    points = max(x1 - x0, 1.0), max(y1 - y0, 1.0)  # 72 points an inch
+    return min(dpi, 72 * width / points[0], 72 * height / points[1])
 
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -158,7 +176,7 @@ def _param(value: Any) -> str:
     return literal(value)
 
 
-HIDDEN_PARAMS = ("aval", "out_avals")  # bookkeeping for control flow, not for readers
+HIDDEN_PARAMS = ("aval", "out_avals", "n_carry", "n_xs", "n_ys")  # control flow's bookkeeping
 
 
 def op_detail(inputs: tuple, params: dict, is_value=lambda a: False, width: int = 28) -> str:
@@ -235,6 +253,7 @@ LEGEND_TEXT = {
     "control": "control flow (cond, scan…)",
     "custom": "custom E.Function",
     "fused": "fused kernel (dashed box)",
+    "collapsed": "the ops of one source line",
     "grad": ".grad kept by backward",
     "output": "output (double border)",
 }
@@ -244,7 +263,8 @@ def legend_label(keys: list[str]) -> str:
     """One HTML table: a swatch in each entry's colours, then what it means."""
     rows = []
     for key in keys:
-        attrs = (SOURCES.get(key) or OPS.get(key) or {"fused": FUSED, "grad": GRAD}.get(key)
+        attrs = (SOURCES.get(key) or OPS.get(key)
+                 or {"fused": FUSED, "grad": GRAD, "collapsed": COLLAPSED}.get(key)
                  or {"fillcolor": "#ffffff", "color": "#334155"})
         swatch = (f'<TD BGCOLOR="{attrs["fillcolor"]}" BORDER="1" COLOR="{attrs["color"]}" '
                   f'WIDTH="18" HEIGHT="12"></TD>')
