@@ -232,7 +232,7 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
             f"                   minimum, sign, sqrt, tanh)\n"
             f"FLAGS = {FLAGS!r}\n"
             f"{_SCALAR_HELPERS}{_FAST_TANH if fast else ''}\n\n"
-            f"@numba.njit(parallel=True, cache=True{', fastmath=FLAGS' if fast else ''})\n"
+            f"@numba.njit(parallel={ndim > 0}, cache=True{', fastmath=FLAGS' if fast else ''})\n"
             f"def kernel(out, {args}):\n{loops}{body}")
 
 
