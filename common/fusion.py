@@ -100,6 +100,9 @@ class ChunkedKernel:
         exec(compile(self.source, "<diptych fused block>", "exec"), namespace)  # noqa: S102
         self._block = namespace["block"]
         self._scratch = threading.local()  # each thread's temporaries, reused across calls
+        shape = program.shape
+        self._size = int(np.prod(shape))
+        self._one_block = self._size <= SMALL or not shape or shape[0] == 1
 
     def _buffers(self, rows: int) -> list:
         """One block-sized temporary per step but the last (which writes the output)."""
@@ -113,8 +116,8 @@ class ChunkedKernel:
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
         shape, dtype = self.program.shape, self.program.dtype
         out = np.empty(shape, dtype) if out is None else out
-        size = int(np.prod(shape))
-        if size <= SMALL or not shape or shape[0] == 1:  # one block, on this thread
+        size = self._size
+        if self._one_block:  # on this thread, straight through
             rows = shape[0] if shape else 0
             result = self._block(xp, *inputs, *self._buffers(rows), out)
             if result is not out:  # a 0-d result comes back as a scalar

@@ -271,12 +271,15 @@ class _Drawing:
         return attrs
 
     def _inputs(self, node: Node, name: str) -> None:
-        for a in node.inputs:
+        for position, a in enumerate(node.inputs):
             if isinstance(a, Node) and a.id in self.out:
-                self.edge(self.out[a.id], name, {"label": style.type_label(a.shape, a.dtype)})
+                self.edge(self.out[a.id], name, {"label": style.type_label(a.shape, a.dtype)},
+                          position)
 
-    def edge(self, tail: str, head: str, attrs: dict) -> None:
-        key = (tail, head, attrs.get("label"))
+    def edge(self, tail: str, head: str, attrs: dict, position: int | None = None) -> None:
+        """An edge, drawn once per (tail, head, label), or per argument `position` (x * x
+        has two edges from x)."""
+        key = (tail, head, attrs.get("label"), position)
         if tail != head and key not in self.edges_seen:
             self.edges_seen.add(key)
             self.canvas.edges.append((tail, head, attrs))
@@ -305,15 +308,17 @@ class _Drawing:
             if last and node.id in self.added:
                 attrs.update(style.ADDED)
             box.nodes.append((f"{name}s{j}", attrs))
-            for kind, index in ((a[0], a[1]) for a in step.args if a[0] != "lit"):
+            for position, (kind, index) in enumerate(a[:2] for a in step.args):
                 if kind == "t":
                     label = style.type_label(shape, program.steps[index].dtype)
                     # heavy: dot keeps a kernel's steps together, not stretched apart
-                    self.edge(f"{name}s{index}", f"{name}s{j}", {"label": label, "weight": "8"})
-                elif node.inputs[index].id in self.out:  # named as in the expression
+                    self.edge(f"{name}s{index}", f"{name}s{j}", {"label": label, "weight": "8"},
+                              position)
+                elif kind == "in" and node.inputs[index].id in self.out:  # x0 as in the text
                     a = node.inputs[index]
                     self.edge(self.out[a.id], f"{name}s{j}",
-                               {"label": f"x{index}: {style.type_label(a.shape, a.dtype)}"})
+                              {"label": f"x{index}: {style.type_label(a.shape, a.dtype)}"},
+                              position)
         self.out[node.id] = f"{name}s{len(program.steps) - 1}"
 
     def _body(self, node: Node, name: str, key: str, body: Graph, prefix: str,

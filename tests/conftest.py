@@ -41,3 +41,12 @@ def _restore_grad_mode():
     """A test that leaves grad mode off (a failure, or a library bug) must not break the rest."""
     yield
     autograd.grad_enabled = True
+
+
+@pytest.fixture(autouse=True)
+def fuse_small_groups(monkeypatch):
+    """Tests use small arrays; fuse them anyway so fusion's logic is exercised everywhere
+    (the size threshold itself has its own test in tests/symbolic/passes/test_fusion.py)."""
+    from symbolic.passes import fusion
+
+    monkeypatch.setattr(fusion, "MIN_ELEMENTS", 1)

@@ -13,7 +13,7 @@ import symbolic as S
 from common import functional as F
 
 # 1. A function with everything the passes look for.
-x = S.placeholder((1000,), name="x")
+x = S.placeholder((100_000,), name="x")
 scale = S.constant(2.0) * S.constant(3.0)  # only constants: folded at compile time
 y = x * 1 + 0  # identities: simplified away
 z = F.tanh(y) + F.tanh(y)  # the same subexpression twice: computed once
@@ -35,7 +35,7 @@ print("fused expression:", fused[0].op.doc)
 print("it replaced the user's lines:", sorted(set(fused[0].provenance))[:3])
 
 # 5. Every level computes the same values (fusion may reorder float arithmetic slightly).
-value = np.linspace(-3, 3, 1000, dtype=np.float32)
+value = np.linspace(-3, 3, 100_000, dtype=np.float32)
 reference = S.compile(out, inputs=[x], optimize=0)(value)
 np.testing.assert_allclose(f(value), reference, rtol=1e-5, atol=1e-6)
 print("optimize=2 matches optimize=0: yes")

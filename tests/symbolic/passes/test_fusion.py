@@ -270,3 +270,14 @@ def test_three_training_steps_equal_optimize_0(disable, rng):
             np.testing.assert_allclose(storage.data, ref_weights[k].data, rtol=RTOL,
                                        atol=ATOL, err_msg=f"{k} after step {step}")
     assert not np.allclose(weights["w1"].data, params["w1"])  # the updates did run
+
+
+def test_groups_below_the_size_threshold_stay_unfused(monkeypatch):
+    """Small arrays live in the cache: fusing them costs a call and saves no memory trips."""
+    from symbolic.passes import fusion
+
+    monkeypatch.setattr(fusion, "MIN_ELEMENTS", 1 << 16)
+    for shape, fused in [((64, 100), False), ((256, 256), True)]:
+        x = S.placeholder(shape)
+        f = S.compile(F.tanh(x * 2.0 + 1.0), inputs=[x], optimize=2)
+        assert any(n.op.name.startswith("fused") for n in f.graph.ops) == fused, shape
