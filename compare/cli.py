@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from compare import zoo
+from compare import pictures, zoo
 
 COMMANDS = ("compare", "train", "models", "explain", "graph", "tape")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
@@ -94,18 +94,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     _add_compare(sub)
     _add_others(sub)
-    _add_pictures(sub)
+    pictures.register(sub)  # `graph` and `tape` (they set `args.run`)
     return p
-
-
-def _add_pictures(sub: argparse._SubParsersAction) -> None:
-    """`graph` and `tape` live in compare/pictures.py, which registers them (and sets
-    `args.run`); where it is missing they are simply not offered."""
-    try:
-        from compare import pictures
-    except ImportError:
-        return
-    pictures.register(sub)
 
 
 # ---- checks ------------------------------------------------------------------------------
