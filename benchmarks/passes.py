@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import eager as E
 import symbolic as S
 from common import functional as F
 from common import nn, optim
+from common.fusion import _pool
 
 N = 10_000_000
 
@@ -42,9 +44,16 @@ def gelu(x: Any, y: Any) -> Any:
 
 
 def bandwidth_gbs(n: int) -> float:
-    """Read + write bytes per second of a large copy: the machine's practical bandwidth."""
+    """Read + write bytes per second of a large copy on every core (a copy split in one
+    block per core): the machine's practical memory bandwidth."""
     a, b = np.ones(n, np.float32), np.empty(n, np.float32)
-    stats = race({"copy": lambda: np.copyto(b, a)}, target_ns=50_000_000, repeats=7)
+    cores = os.cpu_count() or 1
+    blocks = [(slice(i * n // cores, (i + 1) * n // cores)) for i in range(cores)]
+
+    def parallel_copy() -> None:
+        list(_pool.map(lambda s: np.copyto(b[s], a[s]), blocks))
+
+    stats = race({"copy": parallel_copy}, target_ns=50_000_000, repeats=7)
     return 2 * a.nbytes / (stats["copy"].median / 1e9) / 1e9
 
 
@@ -173,7 +182,7 @@ def chain_graph(nodes: int) -> tuple[Any, Any]:
     """A graph of about `nodes` ops mixing elementwise ops, reductions and matmuls."""
     x = S.placeholder((16, 16), name="x")
     h = x
-    for i in range(nodes // 4):
+    for i in range(nodes // 3):  # about three nodes a round
         h = F.tanh(h * 1.01 + 0.5) if i % 8 else F.sum(h @ x, axis=0, keepdims=True) * h
     return x, h
 
