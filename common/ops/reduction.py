@@ -82,24 +82,19 @@ def _extremum_vjp(g, out, x, axis=None, keepdims=False):
     return g * hit / F.sum(hit, axis, keepdims=True)
 
 
-SUM = declare(OpDef(
-    "sum", "reduction",
-    lambda xp, x, axis=None, keepdims=False, out=None: _array(
-        x.sum(axis=axis, keepdims=keepdims, out=out)),
-    _reduction_abstract(_sum_dtype), writes_out=True, vjp=(_sum_vjp,), samples=REDUCE_SAMPLES,
-))  # fmt: skip
-MAX = declare(OpDef(
-    "max", "reduction",
-    lambda xp, x, axis=None, keepdims=False, out=None: _array(
-        x.max(axis=axis, keepdims=keepdims, out=out)),
-    _reduction_abstract(np.dtype), writes_out=True, vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
-))  # fmt: skip
-MIN = declare(OpDef(
-    "min", "reduction",
-    lambda xp, x, axis=None, keepdims=False, out=None: _array(
-        x.min(axis=axis, keepdims=keepdims, out=out)),
-    _reduction_abstract(np.dtype), writes_out=True, vjp=(_extremum_vjp,), samples=REDUCE_SAMPLES,
-))  # fmt: skip
+def _reduction(name: str, dtype_rule, vjp) -> OpDef:
+    """A reduction written as the array method of the same name (`x.sum(axis, ...)`)."""
+
+    def kernel(xp, x, axis=None, keepdims=False, out=None):
+        return _array(getattr(x, name)(axis=axis, keepdims=keepdims, out=out))
+
+    return declare(OpDef(name, "reduction", kernel, _reduction_abstract(dtype_rule),
+                         writes_out=True, vjp=(vjp,), samples=REDUCE_SAMPLES))
+
+
+SUM = _reduction("sum", _sum_dtype, _sum_vjp)
+MAX = _reduction("max", np.dtype, _extremum_vjp)
+MIN = _reduction("min", np.dtype, _extremum_vjp)
 
 
 def _sum_to_kernel(xp, x, like):

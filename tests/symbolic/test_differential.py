@@ -184,24 +184,27 @@ def programs(draw) -> Program:
     return Program(shapes, dtype, steps)
 
 
-@settings(max_examples=60, deadline=None)
-@given(program=programs(), seed=st.integers(0, 2**32 - 1))
-def test_random_expression_graphs_compile_to_eager_bits(program, seed):
-    """Forward value and the gradient of sum(out) w.r.t. every input, eager vs compiled."""
+def both_ways(program: Program, seed: int) -> tuple[list, list, list, list]:
+    """Random inputs; eager's output and gradients of sum(out); the same program on
+    placeholders with S.grad: (arrays, placeholders, symbolic outputs, eager values)."""
     rng = np.random.default_rng(seed)
     arrays = [rng.normal(size=s).astype(program.dtype) for s in program.shapes]
-
     leaves = [E.tensor(a, requires_grad=True) for a in arrays]
     out = run(program, leaves)
     grads = E.grad(F.sum(out), leaves, allow_unused=True)
     # an input the output ignores has a zero gradient of its own dtype (E.grad says None)
     want = [out.numpy()] + [np.zeros(x.shape, x.dtype) if g is None else g.numpy()
                             for g, x in zip(grads, leaves)]
-
     inputs = _placeholders(arrays)
     out_symbol = run(program, inputs)
-    compiled = S.compile([out_symbol, *S.grad(F.sum(out_symbol), inputs)], inputs=inputs,
-                         optimize=0)
-    got = compiled(*arrays)
+    return arrays, inputs, [out_symbol, *S.grad(F.sum(out_symbol), inputs)], want
+
+
+@settings(max_examples=60, deadline=None)
+@given(program=programs(), seed=st.integers(0, 2**32 - 1))
+def test_random_expression_graphs_compile_to_eager_bits(program, seed):
+    """Forward value and the gradient of sum(out) w.r.t. every input, eager vs compiled."""
+    arrays, inputs, outputs, want = both_ways(program, seed)
+    got = S.compile(outputs, inputs=inputs, optimize=0)(*arrays)
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
         _assert_identical(g, w, "output" if k == 0 else f"gradient of input {k - 1}")

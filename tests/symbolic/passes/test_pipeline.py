@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import eager as E
 import symbolic as S
 from common import functional as F
 from symbolic.graph import Graph
 from symbolic.passes import PIPELINES, pass_names
-from tests.symbolic.test_differential import _placeholders, programs, run
+from tests.symbolic.test_differential import both_ways, programs
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
@@ -22,17 +21,7 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 @settings(max_examples=100, deadline=None)
 @given(program=programs(), seed=st.integers(0, 2**32 - 1))
 def test_every_optimize_level_gives_eager_values_and_gradients(program, seed):
-    rng = np.random.default_rng(seed)
-    arrays = [rng.normal(size=s).astype(program.dtype) for s in program.shapes]
-    leaves = [E.tensor(a, requires_grad=True) for a in arrays]
-    out = run(program, leaves)
-    grads = E.grad(F.sum(out), leaves, allow_unused=True)
-    want = [out.numpy()] + [np.zeros(x.shape, x.dtype) if g is None else g.numpy()
-                            for g, x in zip(grads, leaves)]
-
-    inputs = _placeholders(arrays)
-    out_symbol = run(program, inputs)
-    outputs = [out_symbol, *S.grad(F.sum(out_symbol), inputs)]
+    arrays, inputs, outputs, want = both_ways(program, seed)
     tol = TOLERANCE[program.dtype]
     for optimize in sorted(PIPELINES):
         got = S.compile(outputs, inputs=inputs, optimize=optimize)(*arrays)
