@@ -260,8 +260,9 @@ def test_no_op_writes_in_place_into_a_buffer_another_input_views(rng):
     (fused,) = [n for n in f.graph.ops if any(getattr(a, "op_name", "") == "permute"
                                                for a in n.inputs)]
     assert fused.id not in f.graph.memory.in_place
-    assert any(node == fused.id and "view" in reason
-               for node, _, reason in f.graph.memory.refused)
+    # either refused for the view, or (reading a transposed layout) given no buffer at all
+    assert fused.id not in f.graph.memory.assignment or any(
+        node == fused.id and "view" in reason for node, _, reason in f.graph.memory.refused)
     feed = rng.normal(size=(n, n)).astype(np.float32)
     np.testing.assert_allclose(f(feed), S.compile(out, inputs=[x], optimize=0)(feed),
                                rtol=RTOL)
