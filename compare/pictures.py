@@ -70,13 +70,8 @@ def compile_model(model: zoo.Model, what: str = "grad", optimize: int = 2,
         raise PictureError(f"{model.name} has no parameters, so it has no training step. "
                            "Fix: --what grad, or a model with weights (`diptych models`).")
     sgd = optim.SGD(params, lr=model.lr, momentum=model.momentum)
-    updates = {}
-    for param, grad in zip(params, S.grad(results[0], params)):
-        state = {k: S.variable(v, name=f"{param.name}_{k}")
-                 for k, v in sgd.init_state(param.data).items()}
-        new_param, new_state = sgd.rule(param, grad, state)
-        updates[param] = new_param
-        updates.update((state[k], new_state[k]) for k in state)
+    grads = S.grad(results[0], params)  # its own line: the picture sets S.grad's nodes apart
+    updates = S.optimizer_updates(sgd, grads)
     return S.compile(results[0], inputs=feeds, updates=updates, optimize=optimize)
 
 

@@ -66,12 +66,7 @@ def compiled_trainer(model: Model, module, lr: float, example: dict,
     loss = model.loss_and_outputs(module, feeds)[0]
     params = list(module.parameters())
     opt = optim.SGD(params, lr=lr, momentum=model.momentum)
-    updates = {}
-    for param, grad in zip(params, S.grad(loss, params)):
-        state = {k: S.variable(v) for k, v in opt.init_state(param.data).items()}
-        new_param, new_state = opt.rule(param, grad, state)
-        updates[param] = new_param
-        updates.update((state[k], new_state[k]) for k in state)
+    updates = S.optimizer_updates(opt, S.grad(loss, params))
     compiled = S.compile(loss, inputs=feeds, updates=updates, optimize=optimize)
     return lambda inputs: float(compiled(*inputs.values()))
 

@@ -12,9 +12,10 @@ from symbolic.gradients import grad
 from symbolic.graph import Graph, Node
 from symbolic.symbol import Symbol, Variable, constant, placeholder, variable
 from symbolic.tracing import TracedFunction, function, trace
+from symbolic.training import optimizer_updates
 
 __all__ = [
     "CompiledFunction", "FeedError", "Graph", "GraphRuntimeError", "Node", "Symbol",
     "TracedFunction", "Variable", "compile", "constant", "function", "grad", "placeholder",
-    "trace", "variable",
+    "optimizer_updates", "trace", "variable",
 ]  # fmt: skip

@@ -145,13 +145,8 @@ def _symbolic_train_step(model) -> S.CompiledFunction:
     loss = F.cross_entropy(model(x), labels)
     params = list(model.parameters())
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
-    updates = {}
-    for param, grad in zip(params, S.grad(loss, params)):
-        state = {k: S.variable(v) for k, v in opt.init_state(param.data).items()}
-        new_param, new_state = opt.rule(param, grad, state)
-        updates[param] = new_param
-        updates.update((state[k], new_state[k]) for k in state)
-    return S.compile(loss, inputs=[x, labels], updates=updates)
+    return S.compile(loss, inputs=[x, labels],
+                     updates=S.optimizer_updates(opt, S.grad(loss, params)))
 
 
 def _accuracy(model, ds) -> float:
