@@ -68,6 +68,11 @@ class _Writer:
         return name
 
     def call(self, node: Node, out: str | None = None) -> str:
+        ufunc = getattr(node.op.kernel, "ufunc", None)
+        if ufunc is not None:  # the kernel is this one ufunc: call it directly, the same work
+            kernel = self.bind(f"ufunc_{ufunc}", getattr(self.namespace["xp"], ufunc))
+            args = [self.name(a) for a in node.inputs] + ([f"out={out}"] if out else [])
+            return f"{kernel}({', '.join(args)})"
         kernel = self.bind(f"k_{node.op.name}", node.op.kernel)
         args = ["xp"] + [self.name(a) for a in node.inputs] + ([f"out={out}"] if out else [])
         if all(_is_literal(v) for v in node.params.values()):

@@ -54,8 +54,15 @@ def _broadcasting(name: str, dtype_rule=result_dtype):
 
 
 def _ufunc(name: str):
-    """The kernel of an op that is one numpy/cupy ufunc (written into `out` if given)."""
-    return lambda xp, *args, out=None: getattr(xp, name)(*args, out=out)
+    """The kernel of an op that is one numpy/cupy ufunc (written into `out` if given). It
+    says which (`kernel.ufunc`), so generated code can call the ufunc itself."""
+    numpy_ufunc = getattr(np, name)
+
+    def kernel(xp, *args, out=None):
+        return (numpy_ufunc if xp is np else getattr(xp, name))(*args, out=out)
+
+    kernel.ufunc = name
+    return kernel
 
 
 def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2.0, dtype=None):
