@@ -49,6 +49,8 @@ def _seed(y: Symbol) -> Symbol:
         raise OpError(f"grad: y has shape {y.shape}, not a single value, so the gradient to "
                       "start from is ambiguous. Fix: reduce y first (F.sum or F.mean), or pass "
                       "grad_y.")
+    if y.shape is not None:  # known: the seed is a constant of y's own shape
+        return constant(np.ones(y.shape, y.dtype))
     return F.broadcast_like(constant(np.ones((), y.dtype)), y)
 
 
