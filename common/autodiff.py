@@ -56,7 +56,9 @@ def _as_input_gradient(grad: Any, x: Any) -> Any:
     """`grad` summed over broadcast axes and cast to `x`'s dtype (done once, for every op)."""
     if isinstance(grad, PartialTuple):
         return grad
-    grad = F.sum_to_like(grad, x)
+    shape = grad.shape
+    if shape != x.shape or shape is None or None in shape:  # the common case skips this
+        grad = F.sum_to_like(grad, x)
     return grad if grad.dtype == x.dtype else F.cast(grad, x.dtype)
 
 
