@@ -31,10 +31,6 @@ class UsageError(Exception):
     """Bad arguments: printed as `diptych: error: ...`, exit status 2."""
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.replace(",", " ").split()]
-
-
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="time and check every mode of some models (default)",
                        description="Run each model eagerly, compiled at each optimize level "

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 PEERS = ("torch", "jax")  # what --peers accepts
-MODES = {"torch": ("torch eager", "torch.compile"), "jax": ("jax.jit",)}
 
 
 @dataclass
