@@ -143,4 +143,8 @@ def test_the_report_prints_as_a_table_naming_every_pass():
         assert (int(m.group(2)), int(m.group(3)), int(m.group(5))) == (
             stage.nodes_before, stage.nodes_after, len(stage.changes))
         assert all(f"    {change}" in lines for change in stage.changes[:20])
-    assert re.match(r"^plan: \d+ lines of Python, compiled in \d+\.\d ms$", lines[-1])
+    plan = [line for line in lines if line.startswith("plan: ")]
+    assert len(plan) == 1 and re.match(r"^plan: \d+ lines of Python, compiled in \d+\.\d ms$",
+                                       plan[0])
+    for op in f.report.fused_kernels:  # then each fused kernel with its generated source
+        assert f"{op.name}: {op.doc}" in text and op.kernel.source.splitlines()[0] in text
