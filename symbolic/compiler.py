@@ -47,14 +47,14 @@ def _check_feed(node: Node, value: Any, backend: Any) -> Any:
     array = value if type(value) is backend.xp.ndarray else backend.asarray(value)
     if array.dtype != node.dtype:
         if not np.can_cast(array.dtype, node.dtype, "same_kind"):
-            raise FeedError(f"placeholder {node.name!r} expects {node.dtype}, got "
-                            f"{array.dtype}. Fix: convert the value (e.g. .astype("
-                            f"'{node.dtype}')).")
+            raise FeedError(at_line(f"placeholder {node.name!r} expects {node.dtype}, got "
+                                    f"{array.dtype}. Fix: convert the value (e.g. .astype("
+                                    f"'{node.dtype}')).", node.source))
         array = array.astype(node.dtype)
     if not _fits(array.shape, node.shape):
-        raise FeedError(f"placeholder {node.name!r} expects shape {node.type_str()}, got "
-                        f"{tuple(array.shape)}. Fix: feed a value of that shape (None "
-                        "dimensions take any size).")
+        raise FeedError(at_line(f"placeholder {node.name!r} expects shape {node.type_str()}, "
+                                f"got {tuple(array.shape)}. Fix: feed a value of that shape "
+                                "(None dimensions take any size).", node.source))
     return array
 
 
@@ -110,20 +110,22 @@ class CompiledFunction:
         inputs = self.graph.inputs
         if len(args) > len(inputs):
             raise FeedError(f"got {len(args)} positional inputs but the graph has "
-                            f"{len(inputs)} placeholders: {_expected(inputs)}.")
+                            f"{len(inputs)} placeholders: {_expected(inputs)}. Fix: pass one "
+                            "value per placeholder, in this order (or by name).")
         values: dict[int, Any] = dict(zip(range(len(args)), args))
         by_name = {n.name: i for i, n in enumerate(inputs)}
         for name, value in kwargs.items():
             if name not in by_name:
                 raise FeedError(f"no placeholder is named {name!r}. Expected: "
-                                f"{_expected(inputs)}.")
+                                f"{_expected(inputs)}. Fix: use one of these names.")
             if by_name[name] in values:
-                raise FeedError(f"placeholder {name!r} was fed twice (by position and name).")
+                raise FeedError(f"placeholder {name!r} was fed twice (by position and name). "
+                                "Fix: pass it one way only.")
             values[by_name[name]] = value
         missing = [inputs[i].name for i in range(len(inputs)) if i not in values]
         if missing:
             raise FeedError(f"missing a value for placeholder(s) {', '.join(missing)}. "
-                            f"Expected, in order: {_expected(inputs)}.")
+                            f"Expected, in order: {_expected(inputs)}. Fix: feed every one.")
         return [_check_feed(inputs[i], values[i], self.backend) for i in range(len(inputs))]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -160,8 +162,9 @@ def _as_update_pairs(updates: Any) -> list[tuple[Node, Node]]:
     for var, value in (updates.items() if isinstance(updates, dict) else updates or ()):
         var_node = as_node(var)
         if not isinstance(var_node, Node) or var_node.op != "variable":
-            raise TypeError("updates: keys must be variables (S.variable or nn.Parameter). "
-                            f"Fix: got {type(var).__name__}.")
+            raise TypeError(f"updates: keys must be variables, got a {type(var).__name__}. "
+                            "Fix: update an S.variable or an nn.Parameter; placeholders and "
+                            "computed values cannot be assigned.")
         new = as_symbol(value).node
         if new.shape is not None and None not in new.shape and new.shape != var_node.shape:
             raise ValueError(at_line(f"updates: the new value of {var_node.name!r} has shape "

@@ -165,7 +165,7 @@ class Graph:
     memory: Any = None  # a MemoryPlan, once the memory planner has run
 
     def __post_init__(self) -> None:
-        if self.nodes == []:
+        if not self.nodes:
             roots = list(self.outputs) + [v for pair in self.updates for v in pair]
             self.nodes = ancestors_in_order(roots + list(self.inputs),
                                             {n.id for n in self.inputs})

@@ -12,7 +12,7 @@ import numpy as np
 
 from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
-from common.ops.core import Aval, OpError, result_dtype, user_line
+from common.ops.core import Aval, OpError, aval_of, result_dtype, user_line
 from symbolic.graph import Node
 
 DEFERRED = (
@@ -47,7 +47,7 @@ class Symbol(ArrayMethods):
         """The symbolic interpretation of an op: add a node, inferring its type now."""
         source = user_line()
         inputs = tuple(as_node(a) for a in args)
-        avals = [a.aval if isinstance(a, Node) else _literal_aval(a) for a in inputs]
+        avals = [a.aval if isinstance(a, Node) else aval_of(a) for a in inputs]
         aval = infer_aval(op, avals, params)  # an OpError names the user's line itself
         return Symbol(Node(op, inputs, params, aval.shape, aval.dtype, source))
 
@@ -121,10 +121,6 @@ class Symbol(ArrayMethods):
         from symbolic.compiler import compiled_for_symbol
 
         return compiled_for_symbol(self)(*args, **kwargs)
-
-
-def _literal_aval(value: Any) -> Aval:
-    return Aval((), type(value), weak=True)
 
 
 def infer_aval(op: Any, avals: list[Aval], params: dict) -> Aval:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from common.ops import OPS
 from common.ops.core import aval_of
 from symbolic.graph import Graph, Node, format_node
@@ -142,4 +140,4 @@ def simplify(graph: Graph) -> tuple[Graph, list[str]]:
     return rewrite(graph, rule), changes
 
 
-__all__ = ["simplify", "RULES", "np"]
+__all__ = ["simplify", "RULES"]
