@@ -68,6 +68,7 @@ class CompiledFunction:
         self.report = report
         self.backend = backend
         self._plan = plan
+        self._idle: list = []  # instantiated plans not running now: one per concurrent call
         self.calls = 0
         self._expect = [(n.shape, n.dtype) for n in graph.inputs]
         self._array_type = backend.xp.ndarray
@@ -135,10 +136,16 @@ class CompiledFunction:
             feeds = args  # the common case, checked cheaply: arrays of the right types
         else:
             feeds = self._feeds(args, kwargs)
+        try:  # list.pop and append are atomic: a thread never takes a running plan's buffers
+            plan = self._idle.pop()
+        except IndexError:  # the first call, or all instances busy in other threads
+            plan = self._plan.instantiate()
         try:
-            outputs = self._plan.fn(*feeds)
+            outputs = plan(*feeds)
         except Exception as exc:
             raise self._explain(exc) from exc
+        finally:
+            self._idle.append(plan)
         self.calls += 1
         if self.backend.name == "numpy":
             outputs = [o[()] if o.ndim == 0 else o for o in outputs]
@@ -217,13 +224,15 @@ def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int
     return fn
 
 
-_by_symbol: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_by_symbol: dict[int, CompiledFunction] = {}  # id(Symbol) -> its plan, while the Symbol lives
 
 
 def compiled_for_symbol(symbol: Symbol) -> CompiledFunction:
-    """The cached plan behind `symbol(...)` (compiled on the first call)."""
-    fn = _by_symbol.get(symbol.node)
+    """The cached plan behind `symbol(...)` (compiled on the first call). Keyed by the Symbol's
+    identity (`==` on symbols builds a node), and dropped when the Symbol dies: the plan holds
+    nodes, not the Symbol, so the entry cannot keep itself alive."""
+    fn = _by_symbol.get(id(symbol))
     if fn is None:
-        fn = compile(symbol, optimize=0)
-        _by_symbol[symbol.node] = fn
+        fn = _by_symbol[id(symbol)] = compile(symbol, optimize=0)
+        weakref.finalize(symbol, _by_symbol.pop, id(symbol), None)
     return fn

@@ -38,7 +38,7 @@ class Body:
     def run(self, xp: Any, *args: Any) -> tuple:
         plan = self._plans.get(xp.__name__)
         if plan is None:
-            plan = self._plans[xp.__name__] = generate(self.graph, xp).fn
+            plan = self._plans[xp.__name__] = generate(self.graph, xp).instantiate()
         return plan(*args)
 
     def __repr__(self) -> str:

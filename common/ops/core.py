@@ -83,8 +83,8 @@ def aval_of(value: Any) -> Aval:
     aval = getattr(value, "aval", None)
     if aval is not None:
         return aval
-    if isinstance(value, (bool, int, float, complex)):
-        return Aval((), type(value), weak=True)
+    if type(value) in _WEAK_EXAMPLE:  # not numpy scalars (np.float64 is a float): they are
+        return Aval((), type(value), weak=True)  # strong, as in numpy 2's promotion
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return Aval(tuple(value.shape), np.dtype(value.dtype))
     if isinstance(value, (list, tuple)):

@@ -178,7 +178,10 @@ def _split_index(index: Any) -> tuple[tuple, list]:
 
 def _join_index(template: tuple, arrays) -> tuple:
     arrays = iter(arrays)
-    return tuple(next(arrays) if part is ARRAY else part for part in template)
+    # by value, not identity: a template read back from generated source or a file holds
+    # an equal string, not this object
+    return tuple(next(arrays) if isinstance(part, str) and part == ARRAY else part
+                 for part in template)
 
 
 _UNKNOWN = 1_000_003  # stands in for an unknown dimension while numpy works out the shape

@@ -153,7 +153,7 @@ def test_fused_graphs_are_convex_dags_with_the_unfused_values(name, rng):
     _check_convex_and_ordered(graph, after)
     arrays = [rng.normal(size=s).astype(np.float32) for s in case.shapes]
     want = S.compile(outputs, inputs=inputs, optimize=0)(*arrays)
-    for got, expected in zip(generate(after).fn(*arrays), want, strict=True):
+    for got, expected in zip(generate(after).instantiate()(*arrays), want, strict=True):
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
