@@ -5,20 +5,22 @@ compiles it:
 - numpy, chunked: the group runs block by block (cache-sized chunks) through the ops' own
   SIMD kernels, the blocks spread over the cores (numpy releases the GIL); values equal the
   unfused graph's bit for bit;
-- numba: one parallel loop (`prange`) with no temporaries, at memory bandwidth; chosen per
-  group by timing it against the chunked kernel on the first call, because numba calls
-  scalar libm for exp and tanh, which can be slower than numpy's vectorized ones;
+- numba: one loop (over the cores for large groups) with no temporaries, at memory
+  bandwidth; each step rounds to its dtype as numpy's kernel does, so NaN, inf and overflow
+  land where numpy's do (exp, log and tanh may differ by a few ulp);
 - cupy: one `ElementwiseKernel` on the GPU.
+Which CPU target runs a group is a rule, not a measurement, so that a program gives the same
+bits in every run: see `FusedKernel` and `$DIPTYCH_FUSION_TARGET`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
+import functools
 import importlib.util
+import math
 import os
 import pathlib
-import sys
 import threading
 import time
 import warnings
@@ -28,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from common import kernel_cache
 from common.ops import OPS
 
 CHUNK_ELEMENTS = 1 << 15  # 128 KB of float32 per temporary: stays in the L2 cache
@@ -35,8 +38,6 @@ SMALL = 1 << 16  # below this many elements one chunk, one thread: no pool overh
 PARALLEL = 1 << 21  # from this many elements on, blocks go to the thread pool (measured: below
 # it, waking the pool's threads costs more than the second core gives on these machines)
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-CACHE_DIR = pathlib.Path(os.environ.get("DIPTYCH_CACHE", pathlib.Path.home() / ".cache" /
-                                        "diptych")) / "kernels"
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,46 @@ class Step:
     params: tuple = ()  # the op's params as sorted (name, value) pairs
     dtype: str = "float32"  # the step's result (comparisons give bool)
 
+    def __post_init__(self) -> None:
+        """Kernel source spells only registered op names, identifiers and numbers: nothing a
+        user named (a variable, a placeholder) can reach it."""
+        names = [self.op, *(name for name, _ in self.params)]
+        if self.op not in OPS or not all(name.isidentifier() for name in names):
+            raise ValueError(f"fusion: {self.op!r} (params {names[1:]}) is not a registered "
+                             "op with identifier names")
+        for value in [v for kind, v in self.args if kind == "lit"] + [v for _, v in self.params]:
+            if value is not None and not is_number(value):
+                raise TypeError(f"fusion: {self.op} takes {value!r}, which is not a number")
+
+
+def is_number(value: Any) -> bool:
+    """A literal a kernel can hold: a Python or numpy bool, integer or float."""
+    return isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating))
+
 
 @dataclass(frozen=True)
 class Program:
-    n_inputs: int
+    inputs: tuple[str, ...]  # each input's dtype
     steps: tuple[Step, ...]  # the last step's value is the output
     shape: tuple
     dtype: str
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def dtypes(self) -> set[str]:
+        """Every dtype the kernel computes with."""
+        return {*self.inputs, *(s.dtype for s in self.steps)}
+
+    def operand_dtype(self, step: Step) -> np.dtype:
+        """The dtype numpy's kernel takes `step`'s operands in: a Python literal adopts the
+        arrays' dtype (NEP 50: `x_f32 * 0.1` multiplies by float32(0.1)), a numpy one keeps
+        its own."""
+        dtypes = [self.inputs[v] if kind == "in" else self.steps[v].dtype if kind == "t" else v
+                  for kind, v in step.args]
+        return np.result_type(*dtypes, *(v for _, v in step.params if v is not None))
 
     def expression(self, names: list[str] | None = None) -> str:
         """The group as readable code from the ops' templates: a value used twice is named
@@ -72,20 +106,29 @@ class Program:
         return "; ".join(lets + [done[-1]])
 
 
-def numpy_source(program: Program) -> str:
+def numpy_source(program: Program) -> tuple[str, dict[str, Any]]:
     """Straight-line numpy for one block: each step is the op's own kernel writing into a
-    scratch buffer (the last into `out`), so values equal the unfused graph's bit for bit."""
+    scratch buffer (the last into `out`), so values equal the unfused graph's bit for bit.
+    Literals and params are bound by name (`c0`): the kernel gets the very objects the graph
+    holds (inf, -0.0, a weak Python float or a numpy float64), no spelling to go wrong."""
+    constants: dict[str, Any] = {}
+
+    def bind(value: Any) -> str:
+        name = f"c{len(constants)}"
+        constants[name] = value
+        return name
+
     inputs = [f"a{i}" for i in range(program.n_inputs)]
     scratch = [f"s{j}" for j in range(len(program.steps) - 1)]
     lines = [f"def block(xp, {', '.join(inputs + scratch + ['out'])}):"]
     for j, step in enumerate(program.steps):
-        args = [f"a{a[1]}" if a[0] == "in" else f"t{a[1]}" if a[0] == "t" else repr(a[1])
-                for a in step.args]
-        args += [f"{k}={v!r}" for k, v in step.params]
+        args = [f"a{v}" if kind == "in" else f"t{v}" if kind == "t" else bind(v)
+                for kind, v in step.args]
+        args += [f"{name}={bind(value)}" for name, value in step.params]
         target = "out" if j == len(program.steps) - 1 else f"s{j}"
         lines.append(f"    t{j} = k_{step.op}(xp, {', '.join(args)}, out={target})")
     lines.append(f"    return t{len(program.steps) - 1}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", constants
 
 
 class ChunkedKernel:
@@ -95,8 +138,8 @@ class ChunkedKernel:
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.source = numpy_source(program)
-        namespace = {f"k_{s.op}": OPS[s.op].kernel for s in program.steps}
+        self.source, namespace = numpy_source(program)
+        namespace.update({f"k_{s.op}": OPS[s.op].kernel for s in program.steps})
         exec(compile(self.source, "<diptych fused block>", "exec"), namespace)  # noqa: S102
         self._block = namespace["block"]
         self._scratch = threading.local()  # each thread's temporaries, reused across calls
@@ -145,14 +188,19 @@ def _has_lead(value: Any, shape: tuple) -> bool:
     return getattr(value, "ndim", 0) == len(shape) and value.shape[0] == shape[0] > 1
 
 
-# ---- numba: one parallel loop -----------------------------------------------------------
+# ---- numba: one loop nest ---------------------------------------------------------------
 
 # numba calls scalar libm for np.tanh, which no loop can vectorize; for float32 this rational
 # approximation (Eigen's, also XLA's on the CPU; a few ulp) is plain arithmetic that LLVM
-# vectorizes.
+# vectorizes. NaN passes through; from 13 ln 2 = 9.011 on, float32 tanh rounds to +-1, which
+# is returned exactly (infinities included).
 _FAST_TANH = '''
-@numba.njit(inline="always", fastmath=FLAGS)
+@numba.njit(inline="always")
 def tanh(x):
+    if x != x:
+        return x
+    if abs(x) >= np.float32(9.0110):
+        return np.float32(1.0) if x > 0 else np.float32(-1.0)
     x = min(max(x, np.float32(-7.99881172180175781)), np.float32(7.99881172180175781))
     if abs(x) < np.float32(0.0004):
         return x
@@ -168,7 +216,6 @@ def tanh(x):
     q = x2 * q + np.float32(4.89352518554385e-03)
     return x * p / q
 '''
-FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fast math, but NaN and inf kept
 
 _SCALAR_HELPERS = '''
 @numba.njit(inline="always")
@@ -181,79 +228,136 @@ def clip(x, lo, hi):
     return min(max(x, lo), hi)
 '''
 
+# No fast-math flags: each one changes special values somewhere ('nnan'/'ninf' drop NaN and
+# inf, 'nsz' flips the sign of a zero and so of 1/0, 'arcp' turns inf / huge into inf * 0 =
+# NaN, 'contract' (FMA) skips the overflow of x*x in x*x - x*x, 'reassoc' moves an overflow,
+# 'afn' approximates libm); the loops vectorize without them (measured on 300,000 float32:
+# the gelu group 10% slower without, pythagoras, SGD and where as fast).
 
-def _bound(value: Any, infinite: str) -> str:
-    return infinite if value is None else repr(value)
+# numpy's pow kernel takes these Python exponents by multiplication (0.5 as sqrt): the same
+# spelling gives the same bits, and the same NaN for (-inf) ** 0.5.
+_SMALL_POWERS = {1: "(+{0})", 2: "({0} * {0})", 3: "({0} * {0} * {0})",
+                 4: "(({0} * {0}) * ({0} * {0}))", -1: "(1 / {0})", 0.5: "sqrt({0})"}
 
 
-# How each target spells the ops whose Python template it cannot take as it is.
+def _numba_pow(args: list[str], params: dict, step: Step) -> str:
+    kind, exponent = step.args[1]
+    if kind == "lit" and type(exponent) in (int, float) and exponent in _SMALL_POWERS:
+        return _SMALL_POWERS[exponent].format(args[0])
+    return f"({args[0]} ** {args[1]})"
+
+
+def _bound(value: str | None, infinite: str) -> str:
+    return infinite if value is None else value
+
+
+# How each target spells the ops whose Python template it cannot take as it is; each gets the
+# spelled args and params, and the step.
 NUMBA_SPELLING: dict[str, Callable] = {
-    "clamp": lambda a, p: f"clip({a[0]}, {_bound(p['min'], '-np.inf')}, "
-                          f"{_bound(p['max'], 'np.inf')})",
+    "clamp": lambda a, p, s: f"clip({a[0]}, {_bound(p['min'], '-np.inf')}, "
+                             f"{_bound(p['max'], 'np.inf')})",
+    "pow": _numba_pow,
 }
 CUDA_SPELLING: dict[str, Callable] = {
-    "clamp": lambda a, p: f"_clip({a[0]}, {_bound(p['min'], '-_inf()')}, "
-                          f"{_bound(p['max'], '_inf()')})",
-    "pow": lambda a, p: f"_pow({a[0]}, {a[1]})",
-    "maximum": lambda a, p: f"_maximum({a[0]}, {a[1]})",
-    "minimum": lambda a, p: f"_minimum({a[0]}, {a[1]})",
-    "relu": lambda a, p: f"_maximum({a[0]}, 0)",
-    "where": lambda a, p: f"_where({a[0]}, {a[1]}, {a[2]})",
-    "logical_not": lambda a, p: f"(!{a[0]})",
-    "logical_and": lambda a, p: f"({a[0]} && {a[1]})",
-    "logical_or": lambda a, p: f"({a[0]} || {a[1]})",
+    "clamp": lambda a, p, s: f"_clip({a[0]}, {_bound(p['min'], '-_inf()')}, "
+                             f"{_bound(p['max'], '_inf()')})",
+    "pow": lambda a, p, s: f"_pow({a[0]}, {a[1]})",
+    "maximum": lambda a, p, s: f"_maximum({a[0]}, {a[1]})",
+    "minimum": lambda a, p, s: f"_minimum({a[0]}, {a[1]})",
+    "relu": lambda a, p, s: f"_maximum({a[0]}, 0)",
+    "where": lambda a, p, s: f"_where({a[0]}, {a[1]}, {a[2]})",
+    "logical_not": lambda a, p, s: f"(!{a[0]})",
+    "logical_and": lambda a, p, s: f"({a[0]} && {a[1]})",
+    "logical_or": lambda a, p, s: f"({a[0]} || {a[1]})",
 }
 
 
-def expression(program: Program, names: list[str], spelling: dict,
-               literal: Callable[[Any], str] = repr) -> str:
-    """The group as one expression of a target language, from the ops' templates."""
-    done: list[str] = []
-    for step in program.steps:
-        args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else literal(a[1])
-                for a in step.args]
-        params = dict(step.params)
-        spell = spelling.get(step.op)
-        done.append(spell(args, params) if spell else OPS[step.op].expr.format(*args, **params))
-    return done[-1]
+def spell(step: Step, args: list[str], literal: Callable[[Any], str], spelling: dict) -> str:
+    """One step in a target language: the op's template, or the target's own spelling."""
+    params = {name: None if v is None else literal(v) for name, v in step.params}
+    own = spelling.get(step.op)
+    return own(args, params, step) if own else OPS[step.op].expr.format(*args, **params)
+
+
+def number(value: Any, infinity: str = "np.inf", nan: str = "np.nan") -> str:
+    """A number as source text that Python and C read back as exactly that value: `repr` for
+    finite ones (it round-trips), bools as 1 and 0, the target's names for inf and NaN."""
+    if not is_number(value):
+        raise TypeError(f"{value!r} is not a number: only numbers are spelled into kernels")
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return nan if math.isnan(value) else infinity if value > 0 else f"-{infinity}"
+    return repr(int(value) if isinstance(value, bool) else value)
+
+
+def numba_literal(value: Any, dtype: np.dtype) -> str:
+    """`value` converted to `dtype` as numpy converts it, spelled so that numba reads back the
+    same bits: `np.float32(0.10000000149011612)`, `np.float64(-np.inf)`, `np.bool(True)`."""
+    with np.errstate(over="ignore"):  # 1e300 as float32 is inf, as in numpy's kernel
+        converted = np.asarray(value, dtype).item()
+    return f"np.{dtype.name}({number(converted)})"
+
+
+def _numba_steps(program: Program, names: list[str]) -> list[str]:
+    """One line per step; each value is cast to the step's dtype, as numpy's kernel returns
+    it, so a float32 step rounds (and overflows to inf) where numpy's does."""
+    lines = []
+    for j, step in enumerate(program.steps):
+        literal = functools.partial(numba_literal, dtype=program.operand_dtype(step))
+        args = [names[v] if kind == "in" else f"t{v}" if kind == "t" else literal(v)
+                for kind, v in step.args]
+        text = spell(step, args, literal, NUMBA_SPELLING)
+        lines.append(f"t{j} = np.{np.dtype(step.dtype).name}({text})")
+    return lines
+
+
+def _fast_tanh(program: Program) -> bool:
+    """Whether `tanh` is the float32 approximation (else numpy's, through scalar libm)."""
+    return "float64" not in program.dtypes
 
 
 def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
-    """One loop nest over the output, the outer loop parallel (`prange`); array inputs come
-    broadcast to the output's shape (any strides), 0-d ones (`scalars`) as numbers."""
+    """One loop nest over the output, the outer loop spread over the cores (`prange`) from
+    `PARALLEL` elements on, as the chunked kernel's blocks are; array inputs come broadcast to
+    the output's shape (any strides), 0-d ones (`scalars`) as numbers. numpy's error model:
+    x / 0 gives inf or NaN as numpy's does, instead of raising (a check that also kept the
+    loop from vectorizing)."""
     ndim = len(program.shape)
+    parallel = int(np.prod(program.shape)) >= PARALLEL
     index = ", ".join(f"i{d}" for d in range(ndim)) or "()"
     names = [f"a{i}" if i in scalars else f"a{i}[{index}]" for i in range(program.n_inputs)]
     args = ", ".join(f"a{i}" for i in range(program.n_inputs))
     loops = "".join(f"{'    ' * (d + 1)}for i{d} in "
-                    f"{'numba.prange' if d == 0 else 'range'}(out.shape[{d}]):\n"
+                    f"{'numba.prange' if d == 0 and parallel else 'range'}(out.shape[{d}]):\n"
                     for d in range(ndim))
-    body = f"{'    ' * (ndim + 1)}out[{index}] = {expression(program, names, NUMBA_SPELLING)}\n"
-    fast = program.dtype == "float32"
+    lines = _numba_steps(program, names) + [f"out[{index}] = t{len(program.steps) - 1}"]
+    body = "".join(f"{'    ' * (ndim + 1)}{line}\n" for line in lines)
     return (f"import numba\nimport numpy as np\n"
             f"from numpy import (abs, exp, log, logical_and, logical_not, logical_or, maximum,\n"
             f"                   minimum, sign, sqrt, tanh)\n"
-            f"FLAGS = {FLAGS!r}\n"
-            f"{_SCALAR_HELPERS}{_FAST_TANH if fast else ''}\n\n"
-            f"@numba.njit(parallel={ndim > 0}, cache=True{', fastmath=FLAGS' if fast else ''})\n"
+            f"{_SCALAR_HELPERS}{_FAST_TANH if _fast_tanh(program) else ''}\n\n"
+            f"@numba.njit(parallel={parallel}, error_model='numpy')\n"
             f"def kernel(out, {args}):\n{loops}{body}")
 
 
-def _load_numba_kernel(source: str) -> Any:
-    """Import the kernel from a file in the cache folder, so numba caches it on disk."""
-    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"fused_{digest}.py"
-    if not path.exists():
-        path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"diptych_fused_{digest}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # numba's disk cache finds the function through it
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.kernel
+# ---- where numba kernels are cached -----------------------------------------------------
+
+CACHE_DIR: pathlib.Path | None = None  # None: $DIPTYCH_CACHE/kernels, else ~/.cache/diptych/
+# kernels, read at each use (so tests and users can move it); set it to override both
+
+
+def cache_dir() -> pathlib.Path:
+    """The folder numba kernels are cached in (see `common.kernel_cache`)."""
+    if CACHE_DIR is not None:
+        return CACHE_DIR
+    root = os.environ.get("DIPTYCH_CACHE") or pathlib.Path.home() / ".cache" / "diptych"
+    return pathlib.Path(root) / "kernels"
 
 
 class NumbaKernel:
+    """numba target: one loop nest, built on its first call (from the disk cache if it is
+    there and safe to use)."""
+
     target = "numba"
 
     def __init__(self, program: Program, scalars: frozenset) -> None:
@@ -269,8 +373,7 @@ class NumbaKernel:
                 else a for a in inputs]
         if self._kernel is None:  # the first run compiles; it must also be the only run, as
             start = time.perf_counter()  # `out` may be an input's buffer (in place)
-            self._kernel = _load_numba_kernel(self.source)
-            self._kernel(out, *args)
+            self._kernel = kernel_cache.build(self.source, cache_dir(), out, args)
             self.compile_seconds = time.perf_counter() - start
             return out
         self._kernel(out, *args)
@@ -283,11 +386,46 @@ def numba_available() -> bool:
 
 # ---- choosing per group -----------------------------------------------------------------
 
-class FusedKernel:
-    """The kernel of one fused group: picks its target on the first call, by measuring."""
+TARGETS = ("auto", "numba", "numpy")  # $DIPTYCH_FUSION_TARGET, read on a kernel's first call
+NUMBA_DTYPES = frozenset("bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 "
+                         "float64".split())  # numba has no float16 arithmetic
+# numba calls scalar libm for these, where numpy's loops are SIMD: on 300,000 float32, a group
+# with exp or log ran 3x slower in numba than chunked; with arithmetic, tanh (the float32
+# approximation) or comparisons only, 2-4x faster
+LIBM_OPS = frozenset({"exp", "log"})
 
-    def __init__(self, program: Program) -> None:
+
+NO_NUMBA = "numba is not installed"
+
+
+def _numpy_reason(program: Program, target: str) -> str | None:
+    """Why the group runs with numpy, block by block; None when numba runs it. `auto` asks
+    for numba where it was measured faster: groups of more than one block with no libm call."""
+    if target == "numpy":
+        return "DIPTYCH_FUSION_TARGET=numpy"
+    if not numba_available():
+        return NO_NUMBA
+    lacking = sorted(program.dtypes - NUMBA_DTYPES)
+    if lacking:
+        return f"numba has no {', '.join(lacking)} arithmetic"
+    if target == "numba":
+        return None
+    if int(np.prod(program.shape)) <= SMALL:
+        return "small: one block"
+    libm = LIBM_OPS if _fast_tanh(program) else LIBM_OPS | {"tanh", "sigmoid"}
+    calls = sorted(libm & {s.op for s in program.steps})
+    return f"{', '.join(calls)}: scalar libm in numba, SIMD in numpy" if calls else None
+
+
+class FusedKernel:
+    """The kernel of one fused group. Its target is chosen on the first call by a rule (the
+    group's size and dtypes, numba's presence, `$DIPTYCH_FUSION_TARGET`), never by timing,
+    so a program gives the same bits in every run; a numba build that fails falls back to
+    numpy, with one warning."""
+
+    def __init__(self, program: Program, name: str = "fused kernel") -> None:
         self.program = program
+        self.name = name  # the fused op's name, for warnings
         self.chunked = ChunkedKernel(program)
         self.chosen: Any = None
         self.choice = "not run yet"  # why this target, in words (for the report)
@@ -297,39 +435,45 @@ class FusedKernel:
     def source(self) -> str:
         return (self.chosen or self.chunked).source
 
-    def _choose(self, inputs: tuple) -> None:
-        """Time the candidates into a scratch output: the real `out` may be an input's
-        buffer (written in place), which must be written exactly once."""
-        out = np.empty(self.program.shape, self.program.dtype)
-        if not numba_available():
-            self.chosen, self.choice = self.chunked, "numpy-chunked (numba is not installed)"
-            warnings.warn("numba is not installed: fused kernels run block by block with "
-                          "numpy instead (pip install 'diptych[fast]').", stacklevel=4)
-            return
-        if int(np.prod(self.program.shape)) <= SMALL:
-            self.chosen, self.choice = self.chunked, "numpy-chunked (small: one block)"
-            return
-        candidate = NumbaKernel(self.program,
-                                frozenset(i for i, a in enumerate(inputs) if np.ndim(a) == 0))
-        candidate(np, *inputs, out=out)  # compiles (or loads from the disk cache)
-        self.compile_seconds = candidate.compile_seconds
-        times = {}
-        for kernel in (candidate, self.chunked, candidate, self.chunked):  # best of two each
-            start = time.perf_counter()
-            kernel(np, *inputs, out=out)
-            elapsed = time.perf_counter() - start
-            times[kernel.target] = min(elapsed, times.get(kernel.target, elapsed))
-        self.chosen = candidate if times["numba"] <= times["numpy-chunked"] else self.chunked
-        self.choice = (f"{self.chosen.target} (measured: numba {1e3 * times['numba']:.2f} ms, "
-                       f"numpy-chunked {1e3 * times['numpy-chunked']:.2f} ms)")
-
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
         if xp is not np:  # on the GPU: one generated CUDA kernel, written into `out` if given
             kernel = cupy_kernel(self.program)
             return kernel(*inputs) if out is None else kernel(*inputs, out)
         if self.chosen is None:
-            self._choose(inputs)
+            return self._first_call(inputs, out)
         return self.chosen(xp, *inputs, out=out)
+
+    def _first_call(self, inputs: tuple, out: Any) -> Any:
+        """Choose the target, build it and run it once. Any numba error means numpy instead,
+        with one warning: numba fails before it writes `out` (maybe an input's buffer)."""
+        target = os.environ.get("DIPTYCH_FUSION_TARGET", "auto")
+        if target not in TARGETS:
+            raise ValueError(f"DIPTYCH_FUSION_TARGET={target!r}: expected one of {TARGETS}")
+        reason = _numpy_reason(self.program, target)
+        if reason == NO_NUMBA:
+            warnings.warn("numba is not installed: fused kernels run block by block with "
+                          "numpy instead (pip install 'diptych[fast]').", stacklevel=4)
+        if reason is None:
+            try:
+                kernel = NumbaKernel(self.program, frozenset(
+                    i for i, a in enumerate(inputs) if np.ndim(a) == 0))
+                result = kernel(np, *inputs, out=out)
+            except Exception as error:
+                reason = self._numba_failed(error)
+            else:
+                self.chosen, self.choice = kernel, f"numba (DIPTYCH_FUSION_TARGET={target})"
+                self.compile_seconds = kernel.compile_seconds
+                return result
+        self.chosen, self.choice = self.chunked, f"numpy-chunked ({reason})"
+        return self.chunked(np, *inputs, out=out)
+
+    def _numba_failed(self, error: Exception) -> str:
+        """One warning, naming the kernel; the reason the report gives."""
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        warnings.warn(f"{self.name} ({self.program.expression()}): numba could not build it "
+                      f"({type(error).__name__}: {first_line}); it runs with numpy, block by "
+                      f"block, instead.", stacklevel=5)
+        return f"numba failed: {type(error).__name__}"
 
 
 # ---- cupy: an ElementwiseKernel ---------------------------------------------------------
@@ -341,8 +485,16 @@ def cupy_source(program: Program) -> str:
     names = [f"a{i}" for i in range(program.n_inputs)]
     ctype = {"float32": "float", "float64": "double", "bool": "bool"}.get(program.dtype,
                                                                           program.dtype)
-    literal = (lambda v: f"(({ctype}){v!r})") if isinstance(ctype, str) else repr
-    return f"out = {expression(program, names, CUDA_SPELLING, literal)}"
+
+    def literal(value: Any) -> str:
+        return f"(({ctype}){number(value, infinity='_inf()', nan='_nan()')})"
+
+    done: list[str] = []
+    for step in program.steps:
+        args = [names[v] if kind == "in" else done[v] if kind == "t" else literal(v)
+                for kind, v in step.args]
+        done.append(spell(step, args, literal, CUDA_SPELLING))
+    return f"out = {done[-1]}"
 
 
 def cupy_kernel(program: Program) -> Any:
@@ -360,6 +512,7 @@ def cupy_kernel(program: Program) -> Any:
 
 _CUDA_PREAMBLE = """
 __device__ float _inf() { return __int_as_float(0x7f800000); }
+__device__ float _nan() { return __int_as_float(0x7fc00000); }
 template <typename C, typename A, typename B>
 __device__ A _where(C c, A a, B b) { return c ? a : (A)b; }
 template <typename X, typename L, typename H>

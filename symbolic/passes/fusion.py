@@ -15,7 +15,7 @@ import itertools
 import math
 from collections import Counter
 
-from common.fusion import FusedKernel, Program, Step
+from common.fusion import FusedKernel, Program, Step, is_number
 from common.ops.core import Aval, OpDef
 from symbolic.graph import Graph, Node
 from symbolic.passes.rewrite import Rewriter, provenance, rebuilt
@@ -31,7 +31,14 @@ MIN_ELEMENTS = 1 << 16
 def _fusable(node: Node) -> bool:
     return (not node.is_source and node.op.kind == "elementwise" and node.op.expr is not None
             and not node.op.stateful and node.shape is not None and None not in node.shape
-            and node.dtype.kind in "fb" and math.prod(node.shape) >= MIN_ELEMENTS)
+            and node.dtype.kind in "fb" and math.prod(node.shape) >= MIN_ELEMENTS
+            and _numbers_only(node))
+
+
+def _numbers_only(node: Node) -> bool:
+    """Kernels hold numbers as literals and params, nothing else (see `Step`)."""
+    values = [a for a in node.inputs if not isinstance(a, Node)] + list(node.params.values())
+    return all(v is None or is_number(v) for v in values)
 
 
 def _uses(graph: Graph) -> Counter:
@@ -91,13 +98,16 @@ def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
         steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items())),
                           m.dtype.name))
     root = members[-1]
-    return Program(len(inputs), tuple(steps), root.shape, root.dtype.name), inputs
+    program = Program(tuple(a.dtype.name for a in inputs), tuple(steps), root.shape,
+                      root.dtype.name)
+    return program, inputs
 
 
 def fused_op(program: Program) -> OpDef:
     aval = Aval(program.shape, program.dtype)
-    return OpDef(f"fused_{next(_names)}", "elementwise", FusedKernel(program),
-                 lambda *avals: aval, writes_out=True, doc=program.expression())
+    name = f"fused_{next(_names)}"
+    return OpDef(name, "elementwise", FusedKernel(program, name), lambda *avals: aval,
+                 writes_out=True, doc=program.expression())
 
 
 def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
