@@ -49,6 +49,7 @@ class Plan:
     source: str
     filename: str
     line_to_node: dict[int, Node]  # for errors: which node a failing line computes
+    names: dict[int, str]  # node id -> its local name in `plan` (errors read the inputs)
     code: CodeType
     namespace: dict[str, Any]  # kernels, constants, variables: shared, never written
     buffers: tuple  # (elements, dtype) of each flat buffer
@@ -246,7 +247,7 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
     source = "\n".join(lines) + "\n"
     filename = f"<diptych plan {hashlib.sha1(source.encode()).hexdigest()[:12]}>"
     buffers = tuple(graph.memory.buffers) if graph.memory else ()
-    plan = Plan(source, filename, line_to_node, compile(source, filename, "exec"),
+    plan = Plan(source, filename, line_to_node, dict(w.names), compile(source, filename, "exec"),
                 w.namespace, buffers, tuple(w.windows), xp)
     _show_in_tracebacks(plan)
     return plan

@@ -17,8 +17,9 @@ import numpy as np
 
 from common.backend import backend_of, get_backend
 from common.dispatch import engine_scope
+from common.ops import ShapeError
 from symbolic.codegen import generate
-from symbolic.graph import Graph, Node, recording
+from symbolic.graph import Graph, Node, ancestors_in_order, recording
 from symbolic.passes import run_pipeline
 from symbolic.report import CompileReport
 from symbolic.symbol import Symbol, as_node, as_symbol, at_line
@@ -30,6 +31,11 @@ class FeedError(ValueError):
 
 class GraphRuntimeError(RuntimeError):
     """A kernel failed inside a compiled graph: names the op and the user's line."""
+
+
+class GraphShapeError(GraphRuntimeError, ShapeError):
+    """Fed shapes that the graph's ops cannot combine, found while running: the same message
+    eager gives, the node's line, and the placeholders whose sizes met there."""
 
 
 def _expected(inputs: list[Node]) -> str:
@@ -154,14 +160,36 @@ class CompiledFunction:
     _single = False
 
     def _explain(self, exc: Exception) -> Exception:
-        """The failing node's op and source line, found from the plan's traceback."""
+        """The failing node's op and source line, found from the plan's traceback; for a
+        shape the graph could not check at compile time (None dimensions), the op's own
+        shape error on the values it was given, as eager would raise it."""
         for frame, line in reversed(list(traceback.walk_tb(exc.__traceback__))):
             if frame.f_code.co_filename == self._plan.filename:
                 node = self._plan.line_to_node.get(line)
                 if node is not None:
-                    return GraphRuntimeError(at_line(
-                        f"{node.op_name} failed while running the graph: {exc}", node.source))
+                    return self._node_error(node, exc, frame.f_locals)
         return GraphRuntimeError(f"the compiled graph failed: {exc}")
+
+    def _node_error(self, node: Node, exc: Exception, local_values: dict) -> Exception:
+        if node.is_source:  # an update's value: its node is the one the line names
+            return GraphRuntimeError(at_line(f"the compiled graph failed: {exc}", node.source))
+        names = self._plan.names
+        args = [local_values.get(names.get(a.id)) if isinstance(a, Node) else a
+                for a in node.inputs]
+        clear = node.op.explain_failure(exc, args, node.params) \
+            if all(a is not None for a in args) else exc
+        if not isinstance(clear, ShapeError):
+            return GraphRuntimeError(at_line(
+                f"{node.op_name} failed while running the graph: {exc}", node.source))
+        fed = [n for n in self.graph.inputs if n.op == "placeholder"
+               and n in ancestors_in_order([a for a in node.inputs if isinstance(a, Node)])]
+        feeds = ", ".join(f"{n.name!r} {n.type_str()} (fed {local_values[names[n.id]].shape}, "
+                          f"made at {n.source.split(': ', 1)[0] or 'an unknown line'})"
+                          for n in fed if names.get(n.id) in local_values)
+        message = str(clear).split("\n  (at ")[0]  # the call's line is not where it went wrong
+        if feeds:
+            message += f"\n  the sizes came from placeholder(s) {feeds}"
+        return GraphShapeError(at_line(message, node.source))
 
 
 def _as_update_pairs(updates: Any) -> list[tuple[Node, Node]]:

@@ -392,3 +392,23 @@ def test_updates_write_the_same_parameter_storage_eager_reads(rng):
     eager_after = model(E.tensor(x0)).numpy()  # eager sees the compiled step's update
     np.testing.assert_allclose(eager_after, x0 @ params[0].data.T + params[1].data, rtol=1e-6)
     assert not np.allclose(eager_after, reference(E.tensor(x0)).numpy())
+
+
+# ---- shapes known only when fed: the same error eager gives --------------------------------
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_a_run_time_shape_mismatch_reads_like_eager_and_names_the_placeholders(level):
+    x = S.placeholder((None, 3), name="x")
+    y = S.placeholder((None, 3), name="y")
+    f = S.compile(F.tanh(x) + y * 2, inputs=[x, y], optimize=level)
+    a, b = np.ones((2, 3), "f4"), np.ones((4, 3), "f4")
+    with pytest.raises(ShapeError) as eager_error:
+        F.tanh(E.tensor(a)) + E.tensor(b) * 2
+    with pytest.raises(S.GraphRuntimeError) as info:
+        f(a, b)
+    message = str(info.value)
+    assert isinstance(info.value, ShapeError)
+    assert str(eager_error.value).split("\n")[0] in message  # which op, both shapes, the fix
+    assert "'x' f32[?, 3] (fed (2, 3), made at test_errors_and_api.py:" in message
+    assert "'y' f32[?, 3] (fed (4, 3)" in message
+    assert "numpy" not in message and "operands could not be broadcast" not in message
