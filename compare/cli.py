@@ -6,7 +6,10 @@
     diptych models;  diptych explain attention
 
 Exit status: 0 when every row passes its correctness check, 1 when one fails, 2 for a usage
-error (an unknown model, peer or optimize level, an unavailable device).
+error (an unknown model, peer or optimize level, an unavailable device, a number out of range,
+a size the model cannot take or memory cannot hold, an output path that cannot be written),
+always as one line and before any work (compare/checks.py). `train` exits 0 when the training
+diverged too: the point is that both engines trained alike; a warning line says so.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import NoReturn
 
-from compare import pictures, zoo
+from compare import checks, pictures, zoo
+from compare.checks import UsageError, at_least, opt_level, positive_float
 
 COMMANDS = ("compare", "train", "models", "explain", "graph", "tape")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
@@ -27,8 +32,11 @@ same model, side by side: time, memory, and the differences in outputs and gradi
 Without a command it runs `compare` on a quick default set of models."""
 
 
-class UsageError(Exception):
-    """Bad arguments: printed as `diptych: error: ...`, exit status 2."""
+class Parser(argparse.ArgumentParser):
+    """argparse, its errors one line like every other usage error (no usage line first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"diptych: error: {message}\n")
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +46,15 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help=f"zoo models, or 'all' (default: {', '.join(zoo.QUICK)})")
     p.add_argument("--device", default="cpu", help="cpu (numpy) or cuda (cupy)")
-    p.add_argument("--batch", type=int, help="batch size (default: each model's own)")
-    p.add_argument("--sizes", type=int, nargs="+", metavar="N",
+    p.add_argument("--batch", type=at_least(1), help="batch size (default: each model's own)")
+    p.add_argument("--sizes", type=at_least(1), nargs="+", metavar="N",
                    help="the model's size knob (see `diptych models`); several values make "
                    "a scaling sweep")
-    p.add_argument("--repeat", type=int, default=15, help="interleaved timing rounds (15)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls per mode first (2)")
-    p.add_argument("--opt", type=int, nargs="+", default=[0, 1, 2], metavar="LEVEL",
+    p.add_argument("--repeat", type=at_least(1), default=15,
+                   help="interleaved timing rounds (15)")
+    p.add_argument("--warmup", type=at_least(0), default=2,
+                   help="untimed calls per mode first (2)")
+    p.add_argument("--opt", type=opt_level, nargs="+", default=[0, 1, 2], metavar="LEVEL",
                    help="optimize levels of the symbolic rows (default: 0 1 2)")
     p.add_argument("--peers", default="", help="comma list of peer frameworks: torch,jax")
     p.add_argument("--ablate", action="store_true",
@@ -55,38 +65,40 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PATH", help="bar chart of step times (or the scaling "
                    "plot for several --sizes); needs matplotlib")
     p.add_argument("--html", metavar="PATH", help="write the tables as an HTML page")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=at_least(0), default=1,
                    help="limit BLAS/OpenMP thread pools while timing (default 1: stable "
                    "numbers on small or busy machines; 0: the libraries' defaults)")
-    p.add_argument("--target-ms", type=float, default=10.0,
+    p.add_argument("--target-ms", type=positive_float, default=10.0,
                    help="each timing sample loops for about this long (10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _add_others(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model eagerly and compiled from the same init")
     t.add_argument("model", metavar="MODEL")
-    t.add_argument("--steps", type=int, default=100, help="training steps (100)")
-    t.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    t.add_argument("--batch", type=int)
-    t.add_argument("--size", type=int)
-    t.add_argument("--opt", type=int, default=2, help="optimize level of the compiled step")
-    t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure")
-    t.add_argument("--threads", type=int, default=1, help="as for compare")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=at_least(2), default=100, help="training steps (100)")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default: the model's)")
+    t.add_argument("--batch", type=at_least(1))
+    t.add_argument("--size", type=at_least(1))
+    t.add_argument("--opt", type=opt_level, default=2,
+                   help="optimize level of the compiled step")
+    t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure (png, svg, "
+                   "pdf)")
+    t.add_argument("--threads", type=at_least(0), default=1, help="as for compare")
+    t.add_argument("--seed", type=at_least(0), default=0)
     sub.add_parser("models", help="the zoo, one line each")
     e = sub.add_parser("explain", help="the compile report, pass by pass, and the source")
     e.add_argument("model", metavar="MODEL")
-    e.add_argument("--opt", type=int, default=2)
-    e.add_argument("--batch", type=int)
-    e.add_argument("--size", type=int)
+    e.add_argument("--opt", type=opt_level, default=2)
+    e.add_argument("--batch", type=at_least(1))
+    e.add_argument("--size", type=at_least(1))
     e.add_argument("--graph", action="store_true", help="also print the optimized graph")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diptych", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="diptych", description=DESCRIPTION,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     _add_compare(sub)
     _add_others(sub)
@@ -116,14 +128,6 @@ def check_device(device: str) -> None:
         raise UsageError(str(exc)) from None
 
 
-def check_opts(opts: list[int]) -> None:
-    from symbolic.passes import PIPELINES
-
-    bad = [o for o in opts if o not in PIPELINES]
-    if bad:
-        raise UsageError(f"no optimize level {bad[0]}. Levels: {sorted(PIPELINES)}.")
-
-
 def peers_named(text: str) -> tuple[str, ...]:
     from compare.peers import PEERS
 
@@ -132,6 +136,17 @@ def peers_named(text: str) -> tuple[str, ...]:
     if bad:
         raise UsageError(f"unknown peer {bad[0]!r}. Peers: {', '.join(PEERS)}.")
     return names
+
+
+def check_results_paths(args: argparse.Namespace) -> None:
+    """--json, --html and --plot, checked before the run rather than failing after it."""
+    if args.json:
+        checks.check_output(args.json, (".json",), "--json")
+    if args.html:
+        checks.check_output(args.html, (".html", ".htm"), "--html")
+    if args.plot:
+        checks.check_output(args.plot, checks.FIGURES, "--plot")
+        checks.check_module("matplotlib", "--plot", "matplotlib")
 
 
 @contextlib.contextmanager
@@ -163,17 +178,17 @@ def run_compare(args: argparse.Namespace) -> int:
 
     models = models_named(args.models)
     check_device(args.device)
-    check_opts(args.opt)
     peers = peers_named(args.peers)
-    if args.repeat < 1 or args.warmup < 0:
-        raise UsageError("--repeat must be at least 1 and --warmup at least 0.")
-    if min([args.batch or 1, *(args.sizes or [1])]) < 1:
-        raise UsageError("--batch and --sizes must be positive.")
+    check_results_paths(args)
+    jobs = [(m, s) for m in dict.fromkeys(models) for s in dict.fromkeys(args.sizes or [None])]
+    for model, size in jobs:  # memory for all first: nothing big is allocated to find out
+        checks.check_memory(model, args.batch or model.batch, size or model.size)
+    for model, size in jobs if args.batch or args.sizes else ():
+        checks.check_runs(model, args.batch or model.batch, size or model.size, args.seed)
     base = Settings(device=args.device, batch=args.batch, repeat=args.repeat,
                     warmup=args.warmup, opts=tuple(dict.fromkeys(args.opt)), peers=peers,
                     ablate=args.ablate, breakdown=args.breakdown, seed=args.seed,
                     target_ms=args.target_ms)
-    jobs = [(m, s) for m in dict.fromkeys(models) for s in dict.fromkeys(args.sizes or [None])]
     results: list = []
     notes = [] if args.device == "cpu" else [
         f"peak mem: tracemalloc sees host allocations only, so it is left out on {args.device}"]
@@ -216,7 +231,7 @@ def write_outputs(args: argparse.Namespace, results: list, info: dict, notes: li
                 plots.save(figure, args.plot)
                 print(f"wrote {args.plot}")
             chart = plots.png_bytes(figure)
-        except plots.PlotError as exc:
+        except plots.PlotError as exc:  # --html without matplotlib: a page without the chart
             print(f"note: {exc}", file=sys.stderr)
     if args.html:
         report.write_html(results, info, notes, args.html, chart)
@@ -227,9 +242,10 @@ def run_train(args: argparse.Namespace) -> int:
     from compare.train import print_training, train
 
     model = models_named([args.model])[0]
-    check_opts([args.opt])
-    if args.steps < 2:
-        raise UsageError("--steps must be at least 2.")
+    if args.plot:
+        checks.check_output(args.plot, checks.FIGURES, "--plot")
+        checks.check_module("matplotlib", "--plot", "matplotlib")
+    checks.check_sizes(model, args.batch, args.size, args.seed, batches=args.steps)
     with thread_limit(args.threads):
         try:
             result = train(model, args.steps, args.batch, args.size, args.lr, args.opt,
@@ -237,6 +253,10 @@ def run_train(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     print_training(result)
+    if result.diverged:
+        print(f"diptych: warning: the training diverged ({result.diverged}) at learning rate "
+              f"{result.lr:g}. Fix: a smaller --lr (the model's own: {model.lr:g}).",
+              file=sys.stderr)
     if args.plot:
         from compare import plots
 
@@ -260,7 +280,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from compare.harness import Case, Settings
 
     model = models_named([args.model])[0]
-    check_opts([args.opt])
+    checks.check_sizes(model, args.batch, args.size)
     case = Case(model, Settings(batch=args.batch, size=args.size))
     fn = case.compile(args.opt)
     print(f"{model.name}: {model.description}")
@@ -283,15 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["compare", *argv]  # `diptych`, `diptych mlp_digits`, `diptych --repeat 5`
     try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or argparse's own usage errors (status 2)
+        args = parser().parse_args(argv)  # numbers are checked here (checks' argparse types)
+    except SystemExit as exc:  # --help, or a usage error already printed (status 2)
         return int(exc.code or 0)
     try:
-        run = getattr(args, "run", None) or RUNNERS[args.command]
-        return run(args)
-    except UsageError as exc:
-        print(f"diptych: error: {exc}", file=sys.stderr)
-        return 2
+        return checks.exits_2(getattr(args, "run", None) or RUNNERS[args.command])(args)
     except BrokenPipeError:  # `diptych models | head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -20,7 +20,8 @@ from typing import Any
 import eager as E
 import symbolic as S
 from common import optim, style
-from compare import zoo
+from compare import checks, zoo
+from compare.checks import UsageError, at_least, opt_level
 from eager import visualize as eager_pictures
 from symbolic import visualize as graph_pictures
 
@@ -28,15 +29,11 @@ WHAT = {"forward": "the loss and outputs", "grad": "the loss, outputs and gradie
         "`diptych compare` runs it)", "train": "one SGD training step, updates included"}
 
 
-class PictureError(Exception):
-    """Bad arguments: printed as `diptych: error: ...`, exit status 2."""
-
-
 def _model(name: str) -> zoo.Model:
     try:
         return zoo.get(name)
     except zoo.UnknownModelError as exc:
-        raise PictureError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def _build(model: zoo.Model, size: int, seed: int) -> Any:
@@ -67,7 +64,7 @@ def compile_model(model: zoo.Model, what: str = "grad", optimize: int = 2,
         grads = list(S.grad(results[0], wrt)) if wrt else []
         return S.compile(results + grads, inputs=feeds, optimize=optimize)
     if not params:
-        raise PictureError(f"{model.name} has no parameters, so it has no training step. "
+        raise UsageError(f"{model.name} has no parameters, so it has no training step. "
                            "Fix: --what grad, or a model with weights (`diptych models`).")
     sgd = optim.SGD(params, lr=model.lr, momentum=model.momentum)
     grads = S.grad(results[0], params)  # its own line: the picture sets S.grad's nodes apart
@@ -84,32 +81,47 @@ def eager_peak_bytes(model: zoo.Model, batch: int | None, size: int | None) -> i
 
 # ---- diptych graph ------------------------------------------------------------------------
 
+def graph_target(args: argparse.Namespace, model: zoo.Model) -> tuple[pathlib.Path, str]:
+    """Where the picture goes and in which format, checked: -o (or MODEL_STAGE.svg); with
+    --passes, a folder (made if its parent exists: it was asked for) or one .html page."""
+    if not args.passes:
+        path = args.output or f"{model.name}_{args.stage}.{args.format or 'svg'}"
+        target = checks.check_output(path, checks.PICTURES, "-o")
+        return target, checks.check_format(args.format, target)
+    target = pathlib.Path(args.output or f"{model.name}_passes")
+    if target.suffix.lower() == ".html":
+        return checks.check_output(str(target), (".html",), "-o"), args.format or "svg"
+    if target.suffix:
+        raise UsageError(f"with --passes, -o is a folder (no suffix) or one .html page, not "
+                         f"{target}. Fix: -o {target.with_suffix('')} or -o "
+                         f"{target.with_suffix('.html')}.")
+    return checks.check_folder(str(target), "-o"), args.format or "svg"
+
+
+@checks.exits_2
 def graph_command(args: argparse.Namespace) -> int:
-    try:
-        model = _model(args.model)
-        if args.opt not in (0, 1, 2):
-            raise PictureError(f"no optimize level {args.opt}. Levels: 0, 1, 2.")
-        fn = compile_model(model, args.what, args.opt, args.batch, args.size, args.seed)
-    except PictureError as exc:
-        print(f"diptych: error: {exc}", file=sys.stderr)
-        return 2
-    fmt = args.format or (pathlib.Path(args.output).suffix.lstrip(".") if args.output
-                          else "") or "svg"
+    model = _model(args.model)
+    target, fmt = graph_target(args, model)
+    memory = None
+    if args.memory:
+        memory = checks.check_output(args.memory, checks.FIGURES, "--memory")
+        checks.check_module("matplotlib", "--memory", "matplotlib")
+        checks.check_distinct([target, memory])
+    checks.check_sizes(model, args.batch, args.size, args.seed)
+    fn = compile_model(model, args.what, args.opt, args.batch, args.size, args.seed)
     if args.passes:
-        target = args.output or f"{model.name}_passes"
         written = graph_pictures.render_passes(fn, target, fmt, args.max_nodes)
     else:
-        path = args.output or f"{model.name}_{args.stage}.{fmt}"
-        written = [graph_pictures.render(fn, path, fmt, args.stage, args.collapse,
+        written = [graph_pictures.render(fn, target, fmt, args.stage, args.collapse,
                                          args.max_nodes)]
-    if args.memory:
+    if memory:
         if fn.graph.memory is None:
             print("note: --memory needs --opt 2 (the memory pass); no chart written",
                   file=sys.stderr)
         else:
             peak = eager_peak_bytes(model, args.batch, args.size) if args.what == "grad" \
                 else None
-            written.append(graph_pictures.render_memory_plan(fn, args.memory, peak))
+            written.append(graph_pictures.render_memory_plan(fn, memory, peak))
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -128,12 +140,16 @@ def _eager_inputs(model: zoo.Model, batch: int, size: int, seed: int) -> dict:
     return {k: E.tensor(v, requires_grad=k in model.wrt) for k, v in inputs.items()}
 
 
+@checks.exits_2
 def tape_command(args: argparse.Namespace) -> int:
-    try:
-        model = _model(args.model)
-    except PictureError as exc:
-        print(f"diptych: error: {exc}", file=sys.stderr)
-        return 2
+    model = _model(args.model)
+    path = checks.check_output(args.output or f"{model.name}_tape.{args.format or 'svg'}",
+                               checks.PICTURES, "-o")
+    checks.check_format(args.format, path)
+    if args.animate:
+        checks.check_output(args.animate, (".gif",), "--animate")
+        checks.check_module("PIL", "--animate", "Pillow")
+    checks.check_sizes(model, args.batch, args.size, args.seed, defaults=model.test_sizes)
     batch, size = _sizes(model, args.batch, args.size)
     module = _build(model, size, args.seed)
     tensors = _eager_inputs(model, batch, size, args.seed)
@@ -142,11 +158,8 @@ def tape_command(args: argparse.Namespace) -> int:
     for extra in outputs[1:]:
         extra.retain_grad()  # shown: a gradient kept on a tensor that is not a leaf
     if not outputs:
-        print(f"diptych: error: {model.name} records no tape (nothing requires grad)",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"{model.name} records no tape (nothing requires grad)")
     outputs[0].backward(retain_graph=True)
-    path = args.output or f"{model.name}_tape.{args.format or 'svg'}"
     print(f"wrote {eager_pictures.render_tape(outputs, path, args.format, tensors)}")
     if args.animate:
         print(f"wrote {animate_model(model, args.animate, batch, size, args.seed)}")
@@ -207,13 +220,14 @@ def register(subparsers: Any) -> None:
                    help="the graph after each pass, with what it changed highlighted")
     g.add_argument("--what", choices=tuple(WHAT), default="grad",
                    help="; ".join(f"{k}: {v}" for k, v in WHAT.items()) + " (default: grad)")
-    g.add_argument("--memory", metavar="PATH", help="also chart the memory plan (png, svg)")
-    g.add_argument("--opt", type=int, default=2, help="optimize level (2)")
-    g.add_argument("--max-nodes", type=int, default=style.MAX_NODES,
+    g.add_argument("--memory", metavar="PATH",
+                   help="also chart the memory plan (png, svg, pdf)")
+    g.add_argument("--opt", type=opt_level, default=2, help="optimize level (2)")
+    g.add_argument("--max-nodes", type=at_least(1), default=style.MAX_NODES,
                    help=f"cut larger pictures, with a note ({style.MAX_NODES})")
-    g.add_argument("--batch", type=int)
-    g.add_argument("--size", type=int)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--batch", type=at_least(1))
+    g.add_argument("--size", type=at_least(1))
+    g.add_argument("--seed", type=at_least(0), default=0)
     g.set_defaults(run=graph_command)
     t = subparsers.add_parser("tape", help="draw the eager tape of a model (and its growth)",
                               description="Run a zoo model eagerly and draw the tape behind "
@@ -223,7 +237,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("-o", "--output", metavar="PATH", help="the picture (default MODEL_tape.svg)")
     t.add_argument("--format", choices=style.FORMATS, help="default: from -o, else svg")
     t.add_argument("--animate", metavar="PATH.gif", help="write the define-by-run animation")
-    t.add_argument("--batch", type=int, help="default: the model's small test batch")
-    t.add_argument("--size", type=int, help="default: the model's small test size")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch", type=at_least(1), help="default: the model's small test batch")
+    t.add_argument("--size", type=at_least(1), help="default: the model's small test size")
+    t.add_argument("--seed", type=at_least(0), default=0)
     t.set_defaults(run=tape_command)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +15,8 @@ import eager as E
 import symbolic as S
 from common import optim
 from compare.zoo import Model
+
+DIVERGED = 10.0  # a last loss this many times the first: the learning rate is too large
 
 
 @dataclass
@@ -32,7 +34,20 @@ class TrainResult:
     @property
     def curves_max_rel(self) -> float:
         e, s = np.asarray(self.eager_losses), np.asarray(self.symbolic_losses)
-        return float(np.max(np.abs(e - s) / np.maximum(np.abs(e), 1e-30)))
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged run: inf - inf
+            return float(np.max(np.abs(e - s) / np.maximum(np.abs(e), 1e-30)))
+
+    @property
+    def diverged(self) -> str | None:
+        """How the training diverged, if it did: a loss that is not finite, or one that ends
+        more than DIVERGED times above where it started."""
+        for losses in (self.eager_losses, self.symbolic_losses):
+            bad = next((i for i, x in enumerate(losses) if not np.isfinite(x)), None)
+            if bad is not None:
+                return f"the loss is {losses[bad]} at step {bad}"
+            if abs(losses[-1]) > DIVERGED * abs(losses[0]):
+                return f"the loss went from {losses[0]:.4g} to {losses[-1]:.4g}"
+        return None
 
 
 def _timed_loop(step: Callable[[dict], float], batches: list[dict]) -> tuple[list, float]:
@@ -80,17 +95,21 @@ def train(model: Model, steps: int, batch: int | None = None, size: int | None =
                          "Fix: pick a model with weights (`diptych models`).")
     batches = [model.make_inputs(batch, size, seed + i if model.fresh_batches else seed)
                for i in range(steps)]
-    eager_losses, eager_s = _timed_loop(eager_trainer(model, eager_module, lr), batches)
-    start = time.perf_counter()
-    step = compiled_trainer(model, symbolic_module, lr, batches[0], optimize)
-    compile_s = time.perf_counter() - start
-    symbolic_losses, symbolic_s = _timed_loop(step, batches)
-    rel = max((float(np.max(np.abs(p.numpy() - q.numpy())) / max(np.max(np.abs(q.numpy())),
-                                                                    1e-30))
-               for p, q in zip(symbolic_module.parameters(), eager_module.parameters())),
-              default=0.0)
+    with np.errstate(over="ignore", invalid="ignore"):  # diverging: `diverged` says so once
+        eager_losses, eager_s = _timed_loop(eager_trainer(model, eager_module, lr), batches)
+        start = time.perf_counter()
+        step = compiled_trainer(model, symbolic_module, lr, batches[0], optimize)
+        compile_s = time.perf_counter() - start
+        symbolic_losses, symbolic_s = _timed_loop(step, batches)
+        rel = _weights_max_rel(symbolic_module.parameters(), eager_module.parameters())
     return TrainResult(model.name, steps, lr, eager_losses, symbolic_losses, eager_s,
                        symbolic_s, compile_s, rel)
+
+
+def _weights_max_rel(symbolic: Iterable, eager: Iterable) -> float:
+    return max((float(np.max(np.abs(p.numpy() - q.numpy())) / max(np.max(np.abs(q.numpy())),
+                                                                    1e-30))
+               for p, q in zip(symbolic, eager)), default=0.0)
 
 
 def print_training(result: TrainResult) -> None:
