@@ -10,12 +10,36 @@ themselves here (`register_default_engine`), so `common` never imports them.
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from typing import Any
 
 from common.backend import array_module
 
+
+class ContextStack:
+    """A stack that each thread (and asyncio task) sees on its own, for state that a `with`
+    block opens: one thread tracing a model must not turn another thread's eager ops into
+    graph nodes. `pushed(item)` opens, `top()` reads the innermost."""
+
+    def __init__(self, name: str) -> None:
+        self._items: ContextVar[tuple] = ContextVar(name, default=())  # immutable: no sharing
+
+    @contextlib.contextmanager
+    def pushed(self, item: Any):
+        token = self._items.set(self._items.get() + (item,))
+        try:
+            yield item
+        finally:
+            self._items.reset(token)
+
+    def top(self, default: Any = None) -> Any:
+        """The innermost open item, or `default` when none is open."""
+        items = self._items.get()
+        return items[-1] if items else default
+
+
 _default_engine: Any = None  # the engine that parameters fall back to (eager, when imported)
-_scopes: list = []  # engines that own parameter-only ops while a model runs on their values
+_scopes = ContextStack("engine_scopes")  # engines owning parameter-only ops, in this thread
 
 
 def register_default_engine(engine: Any) -> None:
@@ -24,15 +48,10 @@ def register_default_engine(engine: Any) -> None:
     _default_engine = engine
 
 
-@contextlib.contextmanager
 def engine_scope(engine: Any):
-    """Inside, ops on parameters alone (`w.T`) run on `engine`: a model called on symbols
-    must turn its weights into graph nodes too, not compute them eagerly."""
-    _scopes.append(engine)
-    try:
-        yield
-    finally:
-        _scopes.pop()
+    """Inside, ops on parameters alone (`w.T`) run on `engine` (in this thread only): a model
+    called on symbols must turn its weights into graph nodes too, not compute them eagerly."""
+    return _scopes.pushed(engine)
 
 
 def owner_engine(values) -> Any:
@@ -42,14 +61,13 @@ def owner_engine(values) -> Any:
 
 
 def default_engine() -> Any:
-    if _scopes:
-        return _scopes[-1]
-    if _default_engine is None:
+    engine = _scopes.top(_default_engine)
+    if engine is None:
         raise RuntimeError(
             "no engine is loaded to run this op on parameters. "
             "Fix: `import eager` (define-by-run) or pass symbols (`import symbolic`)."
         )
-    return _default_engine
+    return engine
 
 
 def apply(op, *args: Any, **params: Any) -> Any:

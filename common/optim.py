@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from common import functional as F
 from common.backend import array_module
 from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
+from common.ops.core import DTypeError, ShapeError, fmt
 
 
 class Optimizer:
@@ -39,15 +42,49 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Apply the rule to every parameter that has a gradient, in place."""
+        """Apply the rule to every parameter that has a gradient, in place.
+
+        All or nothing: every gradient and state is checked and every new value computed
+        before the first parameter or state changes, so a step that fails (a wrongly shaped
+        `.grad`) leaves the model and the optimizer as they were, ready to retry.
+        """
+        updates = []
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            if self.state[i] is None:
-                self.state[i] = self.init_state(p.data)
             grad = p.grad.data if isinstance(p.grad, ArrayMethods) else p.grad
-            new_value, self.state[i] = self.rule(p.data, grad, self.state[i])
+            state = self.init_state(p.data) if self.state[i] is None else self.state[i]
+            self._check(i, p, grad, state)
+            updates.append((i, p, *self.rule(p.data, grad, state)))
+        for i, p, new_value, new_state in updates:
             array_module([p.data]).copyto(p.data, new_value, casting="same_kind")
+            self.state[i] = new_state
+
+    def _check(self, index: int, param: Parameter, grad: Any, state: dict) -> None:
+        """Refuse a gradient or state that does not fit its parameter, naming both."""
+        label = f"{type(self).__name__}.step: parameter {index}"
+        label += f" ({param.name!r})" if param.name else ""
+        shape = tuple(param.shape)
+        if tuple(grad.shape) != shape:
+            raise ShapeError(
+                f"{label} has a gradient of shape {fmt(grad.shape)}, but the parameter has "
+                f"shape {fmt(shape)}; no parameter was updated. Fix: give .grad the "
+                "parameter's shape (sum a broadcast gradient down to it)."
+            )
+        if not np.can_cast(grad.dtype, param.dtype, "same_kind"):
+            raise DTypeError(
+                f"{label} has a gradient of dtype {grad.dtype}, which the parameter's dtype "
+                f"{param.dtype} cannot hold; no parameter was updated. Fix: cast the gradient "
+                f"to {param.dtype}."
+            )
+        for key, value in state.items():
+            if hasattr(value, "shape") and tuple(value.shape) != shape:
+                raise ShapeError(
+                    f"{label} has shape {fmt(shape)}, but its optimizer state {key!r} has "
+                    f"shape {fmt(value.shape)} (the parameter was replaced after the optimizer "
+                    "was made); no parameter was updated. Fix: make a new optimizer for the "
+                    "new parameters."
+                )
 
 
 def _zeros_like(x: Any) -> Any:

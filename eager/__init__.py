@@ -6,7 +6,14 @@
 """
 
 from common.random import manual_seed
-from eager.autograd import Node, enable_grad, grad, no_grad, set_grad_enabled
+from eager.autograd import (
+    Node,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from eager.creation import (
     arange,
     from_numpy,
@@ -24,6 +31,6 @@ from eager.tensor import Tensor, as_tensor
 
 __all__ = [
     "Function", "FunctionContext", "Node", "Tensor", "arange", "as_tensor", "enable_grad",
-    "from_numpy", "full", "grad", "manual_seed", "no_grad", "ones", "ones_like", "rand",
-    "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like",
+    "from_numpy", "full", "grad", "is_grad_enabled", "manual_seed", "no_grad", "ones",
+    "ones_like", "rand", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ the backward pass is itself recorded, and gradients of gradients work).
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from typing import Any
 
 from common.autodiff import backpropagate
@@ -35,38 +36,47 @@ class Node:
 
 
 # ---- grad mode --------------------------------------------------------------------------
+# Per thread, as in torch: one thread's no_grad() or backward() must not stop another from
+# recording. A ContextVar gives that (each new thread starts at the default, True), and its
+# bound `get` is as cheap to call as a global is to read: Tensor._apply calls it per op.
 
-grad_enabled = True  # read by Tensor._apply on every op: a plain global is the cheapest
-
-
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool):
-    global grad_enabled
-    previous, grad_enabled = grad_enabled, bool(mode)
-    try:
-        yield
-    finally:
-        grad_enabled = previous
+grad_mode: ContextVar[bool] = ContextVar("grad_mode", default=True)
+_outer_modes: ContextVar[tuple] = ContextVar("outer_grad_modes", default=())  # to restore
+is_grad_enabled = grad_mode.get  # () -> whether ops are recorded now, in this thread
 
 
-class no_grad(contextlib.ContextDecorator):
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Record the tape inside iff `mode` (`with E.set_grad_enabled(False):` or as a decorator).
+
+    The mode to restore is kept in this thread's context, not on the instance, so one
+    instance may be entered recursively and by several threads at once.
+    """
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+
+    def __enter__(self) -> None:
+        _outer_modes.set(_outer_modes.get() + (grad_mode.get(),))
+        grad_mode.set(self.mode)
+
+    def __exit__(self, *exc: Any) -> None:
+        *outer, previous = _outer_modes.get()
+        _outer_modes.set(tuple(outer))
+        grad_mode.set(previous)
+
+
+class no_grad(set_grad_enabled):
     """Run without recording the tape (`with E.no_grad():` or `@E.no_grad()`)."""
 
     def __init__(self) -> None:
-        self._previous: list[bool] = []  # a stack: one instance may be entered recursively
-
-    def __enter__(self):
-        global grad_enabled
-        self._previous.append(grad_enabled)
-        grad_enabled = False
-
-    def __exit__(self, *exc):
-        global grad_enabled
-        grad_enabled = self._previous.pop()
+        super().__init__(False)
 
 
-def enable_grad():
-    return set_grad_enabled(True)
+class enable_grad(set_grad_enabled):
+    """Record the tape again inside a `no_grad` block."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
 
 
 # ---- the backward pass ------------------------------------------------------------------

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from common.methods import ArrayMethods
+from common.ops.core import fmt
 from eager import autograd
 from eager.autograd import Node
 from eager.tensor import Tensor, as_tensor
@@ -53,7 +56,35 @@ class _FunctionOp:
                 f"{self.name}.backward returned {len(grads)} gradients for {len(inputs)} "
                 "inputs. Fix: return one gradient per forward argument (None where there is none)."
             )
-        return [None if gr is None else as_tensor(gr) for gr in grads]
+        return [self._checked(as_tensor(grad), x, index) if need and grad is not None else None
+                for index, (grad, x, need) in enumerate(zip(grads, inputs, needs))]
+
+    def _checked(self, grad: Tensor, x: Any, index: int) -> Tensor:
+        """`grad` if it can be input `index`'s gradient, else an error naming both shapes or
+        dtypes. Unlike an op's VJP, a hand-written backward is not trusted: a wrong shape would
+        otherwise be summed or broadcast into a plausible-looking `.grad`."""
+        where = f"{self.name}.backward returned a gradient for input {index}"
+        if not _sums_down_to(grad.shape, x.shape):
+            raise RuntimeError(
+                f"{where} of shape {fmt(grad.shape)}, but that input has shape {fmt(x.shape)}. "
+                f"Fix: return a gradient of shape {fmt(x.shape)} (the shape of forward argument "
+                f"{index}); one that shape broadcasts to is also accepted and summed down."
+            )
+        if not np.can_cast(grad.dtype, x.dtype, "same_kind"):
+            raise RuntimeError(
+                f"{where} of dtype {grad.dtype}, which that input's dtype {x.dtype} cannot "
+                f"hold. Fix: return a gradient of dtype {x.dtype} (cast it with .astype)."
+            )
+        return grad
+
+
+def _sums_down_to(grad_shape: tuple, shape: tuple) -> bool:
+    """Whether broadcasting `shape` gives `grad_shape`, so that summing undoes it (torch's
+    rule for a custom Function's gradient: "expected shape compatible with ...")."""
+    try:
+        return np.broadcast_shapes(shape, grad_shape) == tuple(grad_shape)
+    except ValueError:
+        return False
 
 
 class Function:
@@ -76,6 +107,6 @@ class Function:
         if not isinstance(out, Tensor):
             raise TypeError(f"{cls.__name__}.forward must return one Tensor, got "
                             f"{type(out).__name__}.")
-        if autograd.grad_enabled and any(needs):
+        if any(needs) and autograd.is_grad_enabled():
             return Tensor._make(out.data, True, Node(_FunctionOp(cls, ctx), args, {}))
         return out

@@ -13,7 +13,7 @@ from common.dispatch import register_default_engine
 from common.methods import ArrayMethods, ConcreteMethods
 from common.ops.core import DTypeError, fmt
 from eager import autograd
-from eager.autograd import Node
+from eager.autograd import Node, is_grad_enabled
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned ints, floats
@@ -62,10 +62,12 @@ class Tensor(ConcreteMethods):
             raise op.explain_failure(exc, arrays, params) from None
         if isinstance(out, np.generic):  # numpy returns scalars from 0-d arithmetic
             out = np.asarray(out)
-        if autograd.grad_enabled and op.vjp is not None:
+        if op.vjp is not None:
             for a in args:
                 if isinstance(a, ArrayMethods) and a.requires_grad:
-                    return Tensor._make(out, True, Node(op, args, params))
+                    if is_grad_enabled():  # read only when it matters
+                        return Tensor._make(out, True, Node(op, args, params))
+                    break
         return Tensor._make(out)
 
     # ---- array facts (shape, dtype, device and numpy() come from ConcreteMethods) --------
@@ -164,7 +166,7 @@ class Tensor(ConcreteMethods):
         return self
 
     def _check_inplace(self, op: Any) -> None:
-        if autograd.grad_enabled and self.requires_grad:
+        if self.requires_grad and is_grad_enabled():
             raise RuntimeError(
                 f"in-place {op.name} on a tensor that requires grad while the tape is "
                 "recording would corrupt the gradient. Fix: update it inside "

@@ -150,7 +150,11 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 
 def logsumexp(x: Any, axis: Any = -1, keepdims: bool = False) -> Any:
-    m = F.stop_gradient(F.max(x, axis, keepdims=True))
+    """log(sum(exp(x))) along `axis`, shifted by the maximum so exp() cannot overflow. An
+    infinite maximum is not subtracted (inf - inf is nan): a row of -inf gives -inf, one
+    holding +inf gives inf, and their gradients are nan, exactly as in torch."""
+    m = F.max(x, axis, keepdims=True)
+    m = F.stop_gradient(F.where(F.eq(F.abs(m), np.inf), 0.0, m))
     out = F.log(F.sum(F.exp(x - m), axis, keepdims=True)) + m
     return out if keepdims else F.squeeze(out, axis)
 

@@ -375,6 +375,32 @@ class TwoGradients(E.Function):
         return g, g
 
 
+class SummedSecondGradient(E.Function):
+    """x * y whose backward sums y's gradient to a scalar: a shape bug to be caught."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return g * y, (g * x).sum()
+
+
+class HalfGradient(E.Function):
+    """Returns a float gradient, which an integer input cannot hold."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.5
+
+
 def _inplace_add(a, other):
     with E.no_grad():
         a += other
@@ -434,6 +460,12 @@ ERRORS = [
         id="function-gradient-count",
     ),
     pytest.param(
+        lambda a: SummedSecondGradient.apply(E.ones(3, 4), a).sum().backward(),
+        RuntimeError,
+        ["SummedSecondGradient.backward", "input 1", "shape ()", "(3, 4)", "Fix:"],
+        id="function-gradient-shape",
+    ),
+    pytest.param(
         lambda a: E.grad((a * 2).sum(), [E.ones(3)]),
         RuntimeError,
         ["does not require grad", "Fix:"],
@@ -449,6 +481,33 @@ ERRORS = [
         id="tensor-unknown-device",
     ),
 ]
+
+
+def test_function_gradient_of_a_dtype_its_input_cannot_hold_is_refused():
+    x = E.tensor([1, 2], requires_grad=True)
+    with pytest.raises(RuntimeError) as info:
+        HalfGradient.apply(x).sum().backward()
+    for fragment in ["HalfGradient.backward", "input 0", "float64", "int64", "Fix:"]:
+        assert fragment in str(info.value)
+    assert x.grad is None
+
+
+def test_function_gradient_is_summed_down_and_cast_as_torch_does():
+    """A gradient that the input's shape broadcasts to is summed down, and cast to the
+    input's dtype (torch accepts both)."""
+
+    class Broadcasting(E.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return np.broadcast_to(np.asarray(g.numpy() * 2, np.float64), (2, 3))
+
+    x = E.tensor(np.ones(3, np.float32), requires_grad=True)
+    Broadcasting.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 4, np.float32), strict=True)
 
 
 @pytest.mark.parametrize("action, error, fragments", ERRORS)
