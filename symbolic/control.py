@@ -11,6 +11,9 @@ tape of a loop, kept as data); `while_loop` has no reverse mode and says to use 
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -45,12 +48,45 @@ class Body:
         return f"<body: {len(self.graph.ops)} ops>"
 
 
+class _StackRoom:
+    """Room on the stack for nested control flow. Tracing a body calls the user's function
+    from inside F.cond, which the user's function called: nesting recurses through the
+    tracer, about 7 frames a level where eager adds 1. While bodies are traced, the
+    recursion limit grows by `frames_per_level` per open level, so symbolic tracing nests
+    as deep as eager runs. The limit is per process: levels open in all threads count."""
+
+    def __init__(self, frames_per_level: int) -> None:
+        self.frames_per_level = frames_per_level
+        self._levels = 0  # body traces open now, in all threads
+        self._base = 0  # the limit before the first level opened
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def level(self):
+        with self._lock:
+            if self._levels == 0:
+                self._base = sys.getrecursionlimit()
+            self._open(+1)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open(-1)
+
+    def _open(self, change: int) -> None:
+        self._levels += change
+        sys.setrecursionlimit(self._base + self.frames_per_level * self._levels)
+
+
+_stack_room = _StackRoom(frames_per_level=16)
+
+
 def _trace(fn: Callable, avals: list[Aval], names: list[str]) -> tuple:
     """Call `fn` on fresh placeholders: (placeholder nodes, fn's result, output nodes, the
     first node id of the trace)."""
     start = next_id()
     source = user_line()
-    with recording(False):  # a body's nodes belong to the body, not the outer graph
+    with recording(False), _stack_room.level():  # a body's nodes belong to the body alone
         args = [Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
                 for a, n in zip(avals, names)]
         result = fn([Symbol(a) for a in args])
@@ -141,8 +177,18 @@ ITEM = declare(OpDef(
 
 # ---- cond -------------------------------------------------------------------------------
 
+def _owned(xp: Any, outputs: Any, inputs: tuple) -> tuple:
+    """`outputs`, each copied if it may share memory with an input. A body that returns its
+    argument (or a view of it, or a value it reads) hands back that very array; but a control
+    node, like every op not declared a view, must return memory of its own: the memory plan
+    hands an input's buffer to a later value once the input dies."""
+    arrays = [a for a in inputs if isinstance(a, xp.ndarray)]
+    return tuple(o.copy() if any(xp.may_share_memory(o, a) for a in arrays) else o
+                 for o in outputs)
+
+
 def _cond_kernel(xp, pred, *args, branches, out_avals):
-    return branches[0 if bool(pred) else 1].run(xp, *args)
+    return _owned(xp, branches[0 if bool(pred) else 1].run(xp, *args), args)
 
 
 def _cond_vjp(g, out, pred, *args, branches, out_avals):
@@ -194,7 +240,7 @@ def _while_kernel(xp, *args, test, body, n_carry, out_avals):
     carry, caps = list(args[:n_carry]), args[n_carry:]
     while bool(test.run(xp, *carry, *caps)[0]):
         carry = list(body.run(xp, *carry, *caps))
-    return tuple(carry)
+    return _owned(xp, carry, args)  # no step ran, or the body kept a carry
 
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
@@ -229,6 +275,8 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
 def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
     carry = list(args[:n_carry])
     xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
+    if xs[0].shape[0] == 0:  # as eagerly: no step, no ys to stack
+        raise OpError("scan: the sequence is empty. Fix: scan over at least one step.")
     befores, ys = [], []
     for t in range(xs[0].shape[0]):
         befores.append(carry)
@@ -236,7 +284,7 @@ def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
         carry, ys = list(outs[:n_carry]), ys + [outs[n_carry:]]
     stacked_ys = [xp.stack([step[i] for step in ys]) for i in range(n_ys)]
     stacked_carries = [xp.stack([c[i] for c in befores]) for i in range(n_carry)]
-    return (*carry, *stacked_ys, *stacked_carries)
+    return (*_owned(xp, carry, args), *stacked_ys, *stacked_carries)  # stacks are fresh
 
 
 def _reverse(x: Any) -> Any:

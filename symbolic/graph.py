@@ -11,7 +11,7 @@ nodes that some outputs and updates need, in an order that respects every edge.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,25 +19,20 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from common.dispatch import ContextStack
 from common.ops.core import Aval, OpDef
 
 SOURCES = ("placeholder", "variable", "constant")
 _ids = itertools.count(1)
 
 
-_recorders: list[list | None] = []  # the innermost open recording collects new nodes
+_recorders = ContextStack("recorders")  # this thread's innermost open recording collects
 
 
-@contextlib.contextmanager
 def recording(active: bool = True):
-    """Collect every node made inside (a traced function's whole graph, used or not);
-    `recording(False)` pauses an outer recording (a control-flow body's own nodes)."""
-    nodes: list = [] if active else None
-    _recorders.append(nodes)
-    try:
-        yield nodes
-    finally:
-        _recorders.pop()
+    """Collect every node made inside, in this thread (a traced function's whole graph, used
+    or not); `recording(False)` pauses an outer recording (a control-flow body's own nodes)."""
+    return _recorders.pushed([] if active else None)
 
 
 def next_id() -> int:
@@ -59,8 +54,9 @@ class Node:
     provenance: tuple = ()  # source lines of user ops a pass folded into this node
 
     def __post_init__(self) -> None:
-        if _recorders and _recorders[-1] is not None:
-            _recorders[-1].append(self)
+        recorder = _recorders.top()
+        if recorder is not None:
+            recorder.append(self)
 
     @property
     def op_name(self) -> str:
@@ -152,6 +148,23 @@ def ancestors_in_order(roots: list[Node], stop: set[int] = frozenset()) -> list[
         parents = [a for a in node.inputs if isinstance(a, Node) and a.id not in seen]
         stack.extend((p, False) for p in sorted(parents, key=lambda n: -n.id))
     return order
+
+
+def body_graphs(node: Node) -> list[Graph]:
+    """The subgraphs of a control-flow node (cond's branches, a loop's test and body)."""
+    values = [v for p in node.params.values() for v in (p if isinstance(p, tuple) else (p,))]
+    return [v.graph for v in values if isinstance(getattr(v, "graph", None), Graph)]
+
+
+def nested_nodes(graph: Graph) -> list[Node]:
+    """The graph's nodes, then its bodies' nodes at any depth, breadth first (a queue, not
+    recursion: control flow may nest deeper than Python's recursion limit)."""
+    found, queue = [], collections.deque([graph])
+    while queue:
+        for node in queue.popleft().nodes:
+            found.append(node)
+            queue.extend(body_graphs(node))
+    return found
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from symbolic.graph import Graph
+from symbolic.graph import Graph, Node, nested_nodes
 
 
 @dataclass
@@ -21,19 +21,21 @@ class StageRecord:
 
 
 class CompileReport:
+    """One record per stage; the trace stage lists what tracing froze from Python: every
+    constant (`constants`) and every Python number an op took (`python_values`)."""
+
     def __init__(self, traced: Graph) -> None:
+        nodes = nested_nodes(traced)
+        # What tracing froze: a global or closure value changed later does not reach the graph.
+        self.constants = [f"constant {n.label} = {_preview(n.value)}  (baked in at {n.source})"
+                          for n in nodes if n.op == "constant"]  # arrays and eager tensors
+        self.python_values = [line for n in nodes for line in _python_values(n)]
         self.stages: list[StageRecord] = [
             StageRecord("trace", len(traced.nodes), len(traced.nodes), 0.0,
-                        [f"constant {n.label} = {_preview(n.value)}  (baked in at {n.source})"
-                         for n in traced.constants], traced)
+                        self.constants + self.python_values, traced)
         ]
         self.lines_of_code = 0
         self.compile_seconds = 0.0
-
-    @property
-    def constants(self) -> list[str]:
-        """Every value baked into the graph, with the line that captured it."""
-        return self.stages[0].changes
 
     def record_pass(self, name: str, before: Graph, after: Graph, seconds: float,
                     changes: list[str]) -> None:
@@ -64,7 +66,7 @@ class CompileReport:
     @property
     def fused_kernels(self) -> list:
         """The fused ops of the final graph; each kernel's generated source and target
-        (chosen on the first call, by measuring) are on `op.kernel`."""
+        (chosen on the first call, by a fixed rule) are on `op.kernel`."""
         final = self.stages[-1].graph
         return [n.op for n in final.ops if n.op.name.startswith("fused_")] if final else []
 
@@ -77,3 +79,11 @@ def _preview(value: Any) -> str:
     if array.size <= 6:
         return np.array2string(array, separator=", ")
     return f"{array.dtype}{list(array.shape)} (mean {float(array.mean()):.4g})"
+
+
+def _python_values(node: Node) -> list[str]:
+    """The Python numbers an op takes as literals (`x * SCALE`), each with its line."""
+    if node.is_source:
+        return []
+    return [f"{a!r} (a Python {type(a).__name__}) in {node.op_name} {node.label}  (baked in "
+            f"at {node.source})" for a in node.inputs if isinstance(a, (bool, int, float))]

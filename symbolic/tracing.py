@@ -1,21 +1,24 @@
 """Tracing: run a Python function (or a `common.nn` model) once on symbols to get its graph.
 
-`S.function` caches one compiled graph per input signature (shapes, dtypes, and the values
-of plain Python arguments, which are baked in) and explains every retrace, the well-known
-pain point of tf.function and torch.compile.
+`S.function` caches compiled graphs per input signature (shapes, dtypes, the values of plain
+Python arguments, which are baked in, and the modules' train/eval modes) and explains every
+retrace, the well-known pain point of tf.function and torch.compile.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import warnings
+from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
 
 from common.control import leaves
 from common.dispatch import engine_scope
+from common.nn.module import recording_calls
 from symbolic.compiler import CompiledFunction, compile
 from symbolic.graph import Graph, recording
 from symbolic.symbol import Symbol, as_symbol, placeholder
@@ -84,39 +87,174 @@ def _describe(old: tuple, new: tuple) -> str:
     return f"{old} -> {new}"
 
 
-class TracedFunction:
-    """`S.function(fn)`: trace once per input signature, cache, count and explain retraces."""
+def _mode(training: bool) -> str:
+    return "train" if training else "eval"
 
-    def __init__(self, fn: Callable, optimize: int = 2, warn_after: int = 5) -> None:
+
+def _describe_modes(names: list[str], old: tuple, new: tuple) -> list[str]:
+    """Which watched modules changed train/eval mode (modules watched since are new)."""
+    changed: dict[tuple, list[str]] = {}
+    for name, before, after in zip(names, old, new):
+        if before != after:
+            changed.setdefault((before, after), []).append(name)
+    lines = []
+    for (before, after), who in changed.items():
+        listed = ", ".join(who[:4]) + (f" and {len(who) - 4} more" if len(who) > 4 else "")
+        lines.append(f"module mode changed {_mode(before)} -> {_mode(after)} for {listed}: "
+                     "layers such as dropout compute differently in each mode, so each mode "
+                     "has its own graph")
+    if len(new) > len(old):
+        lines.append(f"the function ran modules no earlier trace ran: "
+                     f"{', '.join(names[len(old):len(new)])}")
+    return lines
+
+
+DEFAULT_MAX_CACHE = 64  # graphs kept per S.function: room for many shapes and modes, yet a
+# Python float argument that changes every call cannot fill memory with graphs
+
+
+class TracedFunction:
+    """`S.function(fn)`: trace once per input signature, cache, count and explain retraces.
+
+    The signature is each array argument's shape and dtype, each Python argument's value,
+    and the train/eval mode of every module `fn` runs (a Module's whole tree, and modules
+    called while tracing). The cache keeps the `max_cache` most recently used graphs.
+    Concurrent first calls of one signature trace it once; the others wait for that graph.
+    """
+
+    def __init__(self, fn: Callable, optimize: int = 2, warn_after: int = 5,
+                 max_cache: int = DEFAULT_MAX_CACHE) -> None:
+        if max_cache < 1:
+            raise ValueError(f"max_cache must be at least 1, got {max_cache}.")
         self.fn = fn
         self.optimize = optimize
         self.warn_after = warn_after
-        self.cache: dict[tuple, CompiledFunction] = {}
-        self.retraces = 0
+        self.max_cache = max_cache
+        self.cache: OrderedDict[tuple, CompiledFunction] = OrderedDict()  # least recent first
+        self.traces = 0  # graphs traced in all, evicted ones included
         self.explanations: list[str] = []
         self._last: tuple | None = None
+        self._last_compiled: CompiledFunction | None = None
+        self._evicted: OrderedDict[tuple, None] = OrderedDict()  # the latest dropped keys
+        self._modules, self._module_names = [], []  # watched for their modes, in key order
+        self._lock = threading.Lock()  # guards the cache, the counters and the watched list
+        self._tracing: dict[tuple, threading.Lock] = {}  # one lock per signature in flight
         functools.update_wrapper(self, fn.forward if hasattr(fn, "forward") else fn)
         name_parameters(fn)
+        self._watch(getattr(fn, "named_modules", lambda: ())())
 
-    def _explain(self, key: tuple) -> str:
-        names = _argument_names(self.fn, len(key))
-        changed = [f"argument {n} changed {_describe(o, k)}"
-                   for n, o, k in zip(names, self._last, key) if o != k]
-        return "retraced because " + "; ".join(changed or ["the number of arguments changed"])
+    @property
+    def retraces(self) -> int:
+        return max(self.traces - 1, 0)
+
+    @property
+    def report(self) -> Any:
+        """The compile report of the graph the last call ran: stages, and the values baked
+        in from Python (`report.constants`, `report.python_values`)."""
+        if self._last_compiled is None:
+            raise AttributeError(f"{self.__name__} has no report yet: nothing was traced. "
+                                 "Fix: call it first.")
+        return self._last_compiled.report
 
     def __call__(self, *args: Any) -> Any:
-        key = tuple(_signature(a) for a in args)
-        compiled = self.cache.get(key)
+        key = self._key(args)
+        with self._lock:
+            compiled = self._lookup(key)
         if compiled is None:
-            if self._last is not None:
-                self.retraces += 1
-                self.explanations.append(self._explain(key))
-                if self.retraces >= self.warn_after:
-                    warnings.warn(f"{self.__name__} was retraced {self.retraces} times; last: "
-                                  f"{self.explanations[-1]}", stacklevel=2)
-            compiled = self.cache[key] = self._trace(args)
-        self._last = key
+            compiled = self._trace_once(key, args)
+        self._last_compiled = compiled
         return compiled(*(a for a in args if _is_array(a)))
+
+    def _key(self, args: tuple) -> tuple:
+        return (tuple(_signature(a) for a in args), tuple(m.training for m in self._modules))
+
+    def _lookup(self, key: tuple) -> CompiledFunction | None:
+        """The cached graph for `key`, marked most recently used (the lock held)."""
+        compiled = self.cache.get(key)
+        if compiled is not None:
+            self.cache.move_to_end(key)
+            self._last = key
+        return compiled
+
+    def _trace_once(self, key: tuple, args: tuple) -> CompiledFunction:
+        """Trace a missing signature, unless another thread is tracing it: then wait for
+        its graph instead of tracing the same one twice."""
+        with self._lock:
+            in_flight = self._tracing.setdefault(key, threading.Lock())
+        try:
+            with in_flight:
+                with self._lock:  # the key again: a finished trace may have watched modules
+                    compiled = self._lookup(self._key(args))
+                return compiled or self._trace_and_insert(args)
+        finally:
+            with self._lock:
+                if self._tracing.get(key) is in_flight:
+                    del self._tracing[key]
+
+    def _trace_and_insert(self, args: tuple) -> CompiledFunction:
+        with recording_calls() as called:
+            compiled = self._trace(args)
+        with self._lock:
+            self._watch((type(m).__name__, m) for m in called)
+            key = self._key(args)
+            explanation = self._explain(key) if self.traces else None
+            self.traces += 1
+            self._insert(key, compiled)
+            self._last = key
+        if explanation is not None:
+            self.explanations.append(explanation)
+            if self.retraces >= self.warn_after:
+                warnings.warn(f"{self.__name__} was retraced {self.retraces} times; last: "
+                              f"{explanation}", stacklevel=4)
+        return compiled
+
+    def _watch(self, named_modules: Any) -> None:
+        """Add modules whose mode the graphs depend on (the root module is named by type)."""
+        known = {id(m) for m in self._modules}
+        for name, module in named_modules:
+            if id(module) not in known:
+                known.add(id(module))
+                self._modules.append(module)
+                label = type(module).__name__
+                self._module_names.append(f"{name} ({label})" if name and name != label
+                                          else label)
+
+    def _insert(self, key: tuple, compiled: CompiledFunction) -> None:
+        """Cache the graph; past `max_cache`, drop the least recently used one."""
+        self.cache[key] = compiled
+        self._evicted.pop(key, None)
+        if len(self.cache) > self.max_cache:
+            dropped, _ = self.cache.popitem(last=False)
+            self._evicted[dropped] = None
+            if len(self._evicted) > self.max_cache:
+                self._evicted.popitem(last=False)
+
+    def _explain(self, key: tuple) -> str:
+        """Why `key` needs a new graph, compared with the previous call's (the lock held)."""
+        (old_args, old_modes), (new_args, new_modes) = self._last, key
+        names = _argument_names(self.fn, len(new_args))
+        changed = [f"argument {n} changed {_describe(o, k)}"
+                   for n, o, k in zip(names, old_args, new_args) if o != k]
+        if len(old_args) != len(new_args):
+            changed.append("the number of arguments changed")
+        changed += _describe_modes(self._module_names, old_modes, new_modes)
+        if key in self._evicted:
+            changed.append(f"this signature was traced before, but its graph had been dropped "
+                           f"from the full cache (max_cache={self.max_cache})")
+        elif len(self.cache) >= self.max_cache:
+            changed.append(self._cache_full(names, new_args))
+        return "retraced because " + "; ".join(changed or ["the signature changed"])
+
+    def _cache_full(self, names: list[str], new_args: tuple) -> str:
+        """Why the cache filled up: usually a Python value that is different at every call."""
+        note = (f"the cache is full (max_cache={self.max_cache}), so the least recently used "
+                "graph was dropped")
+        for i, (name, sig) in enumerate(zip(names, new_args)):
+            values = {k[0][i] for k in self.cache if len(k[0]) == len(new_args)}
+            if sig[0] == "value" and len(values) > 1:
+                note += (f"; {len(values)} of them differ only in argument {name}, a Python "
+                         f"{sig[1]}: pass it as an array (a placeholder) instead")
+        return note
 
     def _trace(self, args: tuple) -> CompiledFunction:
         names = _argument_names(self.fn, len(args))
@@ -124,13 +262,11 @@ class TracedFunction:
         inputs = [s for s in symbols if isinstance(s, Symbol)]
         return compile(lambda *_: self.fn(*symbols), inputs=inputs, optimize=self.optimize)
 
-    @property
-    def traces(self) -> int:
-        return len(self.cache)
 
-
-def function(fn: Callable | None = None, *, optimize: int = 2, warn_after: int = 5) -> Any:
-    """Decorator: compile `fn` per input signature (`@S.function` or `S.function(model)`)."""
+def function(fn: Callable | None = None, *, optimize: int = 2, warn_after: int = 5,
+             max_cache: int = DEFAULT_MAX_CACHE) -> Any:
+    """Decorator: compile `fn` per input signature (`@S.function` or `S.function(model)`),
+    keeping the `max_cache` most recently used graphs."""
     if fn is None:
-        return lambda f: TracedFunction(f, optimize, warn_after)
-    return TracedFunction(fn, optimize, warn_after)
+        return lambda f: TracedFunction(f, optimize, warn_after, max_cache)
+    return TracedFunction(fn, optimize, warn_after, max_cache)

@@ -1,9 +1,20 @@
-"""Shared fixtures: a seeded generator, central differences, and a grad-mode guard."""
+"""Shared fixtures: a seeded generator, central differences, and a grad-mode guard; and the
+hypothesis profiles (HYPOTHESIS_PROFILE=long for a longer local search)."""
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from eager import autograd
+
+# default: what `make test` runs, the same examples on every machine (derandomize), a failure
+# printed with the blob that replays it; long: a fresh, much longer search, run by hand.
+settings.register_profile("default", max_examples=400, deadline=None, derandomize=True,
+                          database=None, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 EPS = 1e-6  # central differences in float64: truncation ~EPS**2, rounding ~1e-16 / EPS
 
@@ -40,7 +51,7 @@ def numeric_grad():
 def _restore_grad_mode():
     """A test that leaves grad mode off (a failure, or a library bug) must not break the rest."""
     yield
-    autograd.grad_enabled = True
+    autograd.grad_mode.set(True)
 
 
 @pytest.fixture(autouse=True)

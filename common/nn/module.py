@@ -6,8 +6,10 @@ Assigning a `Parameter` or a `Module` to an attribute registers it; `parameters(
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,20 @@ import numpy as np
 from common.dispatch import engine_scope, owner_engine
 from common.nn.parameter import Parameter
 from common.ops.core import fmt
+
+_calls: ContextVar[list | None] = ContextVar("module_calls", default=None)
+
+
+@contextlib.contextmanager
+def recording_calls() -> Iterator[list]:
+    """Collect every module called inside (in this thread): a graph traced through them
+    depends on their train/eval modes, so `S.function` watches the modes of these."""
+    calls: list = []
+    token = _calls.set(calls)
+    try:
+        yield calls
+    finally:
+        _calls.reset(token)
 
 
 class Module:
@@ -40,6 +56,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        calls = _calls.get()
+        if calls is not None:
+            calls.append(self)
         engine = owner_engine(args)
         if engine is not None and engine._priority > Parameter._priority + 1:
             with engine_scope(engine):  # symbols in: the weights become variables too

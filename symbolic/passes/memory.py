@@ -7,8 +7,10 @@ elementwise op writes in place into an input that dies at that op.
     %7 = matmul(..)   -> buffer 0 again once %6 is dead
 
 Views (`OpDef.view`) share their source's storage: a buffer lives as long as any view of it.
-Outputs, and values that alias a caller's array (placeholders) or a variable, never get a
-buffer: what a call returns is never overwritten by a later call.
+Every other op's output owns its memory (control-flow kernels copy what a body passes through;
+tests/common/test_ops_registry.py checks each op), so no other aliasing is tracked. Outputs,
+and values that alias a caller's array (placeholders) or a variable, never get a buffer: what
+a call returns is never overwritten by a later call.
 """
 
 from __future__ import annotations

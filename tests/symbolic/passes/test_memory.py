@@ -385,3 +385,73 @@ def test_values_in_a_transposed_layout_keep_numpys_memory_order():
     planned = {n.op_name for n in f.graph.nodes if n.id in f.graph.memory.assignment}
     assert "exp" in planned or "mul" in planned
     assert "tanh" not in planned
+
+
+# ---- control flow that hands an input back ------------------------------------------------
+
+
+def _two_conds_step(optimize: int, disable: tuple = ()) -> tuple:
+    """Issue 10, item 1: two conds read one variable; an untaken `v + e` leaves the operand
+    passed through unchanged, and the conds of the gradient pass their cotangents through."""
+    a, b, e = (S.variable(np.float32(v), name=n) for n, v in (("a", 1), ("b", 2), ("e", 3)))
+    x = S.placeholder((4,), name="x")
+    p, q = S.placeholder((), "bool", name="p"), S.placeholder((), "bool", name="q")
+    y = F.cond(p, lambda v: v + e, lambda v: v, a + b * x)
+    y = F.cond(q, lambda v: v + e, lambda v: v, y)
+    loss = F.sum(y * y)
+    grads = S.grad(loss, [a, b, e])
+    step = S.compile([loss], inputs=[x, p, q], optimize=optimize, disable=disable,
+                     updates={v: v - 0.01 * g for v, g in zip((a, b, e), grads)})
+    return step, [v.node.value for v in (a, b, e)]
+
+
+@pytest.mark.parametrize("disable", [["fusion"], []], ids=["memory", "fusion+memory"])
+@pytest.mark.parametrize("p, q", [(True, False), (False, True), (True, True), (False, False)])
+def test_two_conds_reading_one_variable_train_as_at_optimize_0(p, q, disable):
+    """Unfused is the graph of the report: 4 elements are below fusion's size threshold."""
+    xs = np.arange(4, dtype=np.float32)
+    planned, weights = _two_conds_step(2, disable)
+    reference, ref_weights = _two_conds_step(0)
+    check_plan(planned.graph, planned.graph.memory)
+    for step in range(2):
+        feeds = (xs, np.bool_(p), np.bool_(q))
+        np.testing.assert_allclose(planned(*feeds), reference(*feeds), rtol=RTOL)
+        for name, w, r in zip("abe", weights, ref_weights):
+            np.testing.assert_allclose(w.data, r.data, rtol=RTOL, err_msg=f"{name}, step {step}")
+    if (p, q) == (True, False):  # the numbers of the report: eager gives a = 0.44 after one step
+        planned, weights = _two_conds_step(2, disable)
+        planned(xs, np.bool_(True), np.bool_(False))
+        np.testing.assert_allclose(weights[0].data, 0.44, rtol=RTOL)
+
+
+# Each hands back an intermediate (a planned buffer) that later values would like to reuse.
+PASS_THROUGHS = {
+    "cond": lambda h, w: F.cond(F.sum(w) > 0, lambda a: a, lambda a: a * w, h),
+    "cond, a view": lambda h, w: F.cond(F.sum(w) > 0, F.transpose, lambda a: a * w, h),
+    "cond, a captured value": lambda h, w: F.cond(F.sum(w) > 0, lambda a: h, F.tanh, h * 2.0),
+    "while_loop, no step": lambda h, w: F.while_loop(
+        lambda c: c[0] < 0, lambda c: (c[0] + 1, c[1] * w), (np.array(0), h))[1],
+    "while_loop, carry kept": lambda h, w: F.while_loop(
+        lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1]), (np.array(0), h))[1],
+    "scan, carry kept": lambda h, w: F.scan(lambda c, t: (c, t * w), h, F.stack([w, w]))[0],
+    "scan, carry from xs": lambda h, w: F.scan(lambda c, t: (t, c), w, F.stack([h, h]))[0],
+    "scan, xs as ys": lambda h, w: F.scan(lambda c, t: (c * w, t), w, F.stack([h, h]))[1][1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PASS_THROUGHS))
+def test_a_value_a_control_node_passes_through_keeps_its_buffer(name, rng):
+    """A control node's result is fresh memory, so the plan may reuse its inputs' buffers."""
+    x = S.placeholder((6, 6), name="x")
+    w = S.variable(np.full((6, 6), 0.5, np.float32), name="w")
+    h = F.exp(x * 0.5)  # an intermediate: it gets a buffer, dead after the control node
+    out = PASS_THROUGHS[name](h, w)
+    later = F.tanh(x * 3.0) + 1.0  # same size: h's buffer is free for it
+    outputs = [F.sum(out * later, axis=0), F.sum(later)]
+    f = S.compile(outputs, inputs=[x], optimize=2, disable=["fusion"])
+    want = S.compile(outputs, inputs=[x], optimize=0)
+    check_plan(f.graph, f.graph.memory)
+    for _ in range(2):
+        feed = rng.normal(size=(6, 6)).astype(np.float32)
+        for got, expected in zip(f(feed), want(feed), strict=True):
+            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
