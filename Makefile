@@ -31,9 +31,12 @@ graphviz:
 	         "Install it with: sudo apt-get install graphviz  (or: brew install graphviz)"; \
 	  fi; }
 
+# BLAS/OpenMP threads while timing: `diptych compare`'s policy and default (0: the libraries')
+THREADS ?= 1
+
 bench: setup
-	$(PY) benchmarks/eager_overhead.py
-	$(PY) benchmarks/compiled_overhead.py
+	$(PY) benchmarks/eager_overhead.py --threads $(THREADS)
+	$(PY) benchmarks/compiled_overhead.py --threads $(THREADS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,6 +18,8 @@ benchmarks/harness.py (calibrated loops, interleaved repeats, median and IQR).
 
     .venv/bin/python benchmarks/compiled_overhead.py            # the tables
     .venv/bin/python benchmarks/compiled_overhead.py --profile  # + the compiled step, by op
+
+--threads N: the thread policy, as `diptych compare`'s (default 1), printed with the results.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from harness import (
     REPEATS,
     THREAD_ENV_VARS,
     Stats,
+    add_threads_argument,
     iqr,
     print_machine,
     print_noise_note,
@@ -45,6 +48,7 @@ from harness import (
     print_thread_pools,
     race,
     ratio,
+    thread_limit,
     us,
 )
 
@@ -247,7 +251,8 @@ def bench_training_step() -> None:
     steps = {name: make(weights, x, y) for name, make in factories.items()}
     print_compiled(steps[COMPILED].func)
     print()
-    print_results(race(steps, eo.STEP_TARGET_NS), "step")
+    print_results(race({**steps, **eo.compare_steps(opts=(0,))}, eo.STEP_TARGET_NS), "step")
+    print(eo.COMPARE_NOTE)
     print()
 
 
@@ -288,24 +293,26 @@ def profile_compiled_step() -> None:
     stats.sort_stats("tottime").print_stats(15)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true",
                         help="also profile the compiled training step, op by op")
-    args = parser.parse_args()
+    add_threads_argument(parser)
+    args = parser.parse_args(argv)
     start = time.perf_counter()
     jax_line = ("jax not importable (its rows are left out)" if jax is None else
                 f"jax {jax.__version__} on {jax.devices()[0].platform} (XLA's own thread "
                 "pool, not listed at the end)")
-    print_machine(torch, [jax_line], [*THREAD_ENV_VARS, "XLA_FLAGS"])
-    bench_forward()
-    bench_training_step()
-    print_thread_pools()
-    print()
-    print(f"total time {time.perf_counter() - start:.1f} s")
-    if args.profile:
+    with thread_limit(args.threads) as policy:
+        print_machine(torch, policy, [jax_line], [*THREAD_ENV_VARS, "XLA_FLAGS"])
+        bench_forward()
+        bench_training_step()
+        print_thread_pools()
         print()
-        profile_compiled_step()
+        print(f"total time {time.perf_counter() - start:.1f} s")
+        if args.profile:
+            print()
+            profile_compiled_step()
 
 
 if __name__ == "__main__":

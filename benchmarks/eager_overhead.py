@@ -13,13 +13,15 @@ judged against the floor (hand-written numpy) and the reference (torch eager):
 Timing (benchmarks/harness.py): each contender is warmed up and calibrated to a loop of about
 `target` length; the contenders are then interleaved across repeats (so drift hits all alike)
 with the garbage collector off, and the median and interquartile range of the per-call time
-are reported.
+are reported; under `diptych compare`'s thread policy (--threads, default 1), printed with
+the results.
 
-    .venv/bin/python benchmarks/eager_overhead.py
+    .venv/bin/python benchmarks/eager_overhead.py [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 from harness import (
     REPEATS,
+    add_threads_argument,
     iqr,
     print_machine,
     print_noise_note,
@@ -36,6 +39,7 @@ from harness import (
     print_thread_pools,
     race,
     ratio,
+    thread_limit,
     us,
 )
 
@@ -222,30 +226,53 @@ def training_setup() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     return x, y, weights
 
 
+COMPARE_NOTE = ("  the 'as diptych compare' rows: `diptych compare mlp_digits`'s own steps "
+                "(forward and gradients,\n  no update; its weights and batch), from its "
+                "harness: they should match its table")
+
+
+def compare_steps(opts: tuple[int, ...] = ()) -> dict[str, Callable]:
+    """The steps `diptych compare mlp_digits` times (the same MLP and batch size), built by its
+    own harness: eager, and compiled at each of `opts`."""
+    from compare import zoo
+    from compare.harness import Case, Settings
+
+    case = Case(zoo.get("mlp_digits"), Settings())
+    assert (case.batch, case.size) == (BATCH, SIZES[1])  # the same network as this script's
+    steps = {"eager, as diptych compare": case.eager().step}
+    steps.update({f"O{o}, as diptych compare": case.symbolic(o).step for o in opts})
+    return steps
+
+
 def bench_training_step() -> None:
     print(f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
           f"softmax cross-entropy, SGD lr={LR}")
     x, y, weights = training_setup()
     check_losses(weights, x, y)
     steps = {name: make(weights, x, y) for name, make in STEP_FACTORIES.items()}
-    stats = race(steps, STEP_TARGET_NS)
+    stats = race({**steps, **compare_steps()}, STEP_TARGET_NS)
     ref_np, ref_torch = stats["numpy, by hand"], stats.get("torch eager")
     rows = [[name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_torch)]
             for name, s in stats.items()]
     print()
     print_table(["contender", "us/step", "IQR (us)", "vs numpy", "vs torch"], rows)
+    print(COMPARE_NOTE)
     print_noise_note(list(stats.values()))
     if torch is None:
         print("  (torch is not importable: no torch row or ratio)")
     print()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_threads_argument(parser)
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    print_machine(torch)
-    bench_ops()
-    bench_training_step()
-    print_thread_pools()
+    with thread_limit(args.threads) as policy:
+        print_machine(torch, policy)
+        bench_ops()
+        bench_training_step()
+        print_thread_pools()
     print()
     print(f"total time {time.perf_counter() - start:.1f} s")
 

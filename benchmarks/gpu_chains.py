@@ -2,18 +2,22 @@
 optimize 0 and 2 (one generated ElementwiseKernel per fused group), torch.compile and
 jax.jit where installed; with the fraction of the measured device bandwidth.
 
-    python benchmarks/gpu_chains.py [elements]
+    python benchmarks/gpu_chains.py [elements] [--threads N]
+
+--threads N: the thread policy, as `diptych compare`'s (default 1), printed with the results
+(it limits the host's BLAS and OpenMP pools; the GPU work is not affected).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
+from harness import add_threads_argument, policy_line, thread_limit
 
 import eager as E
 import symbolic as S
@@ -71,13 +75,22 @@ def peers(name: str, a: np.ndarray, b: np.ndarray) -> dict[str, Callable]:
     return found
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000_000
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Elementwise chains on the GPU, side by side.")
+    parser.add_argument("elements", type=int, nargs="?", default=100_000_000,
+                        help="float32 elements per array (100,000,000)")
+    add_threads_argument(parser)
+    args = parser.parse_args(argv)
+    with thread_limit(args.threads) as policy:
+        run(args.elements, policy)
+
+
+def run(n: int, policy: str) -> None:
     cuda = get_backend("cuda")
     import cupy
 
     print(f"device: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; "
-          f"{n:,} float32 elements")
+          f"{n:,} float32 elements; {policy_line(policy)}")
     src, dst = cupy.ones(n, np.float32), cupy.empty(n, np.float32)
     copy_s = gpu_time(lambda: cupy.copyto(dst, src), cuda.synchronize)
     gbs = 2 * src.nbytes / copy_s / 1e9

@@ -1,31 +1,43 @@
 """The benchmark scripts' printing helpers over compare.timing, the one timing harness that
-`diptych compare` uses too (races, Stats, the machine).
+`diptych compare` uses too (races, Stats, the thread policy, the machine).
 
     from harness import race, print_table, us, iqr, ratio
-    stats = race({"numpy": f, "diptych": g}, target_ns=4_000_000)   # name -> Stats (ns/call)
+    with thread_limit(args.threads) as policy:       # --threads, as `diptych compare`'s
+        print_machine(torch, policy)
+        stats = race({"numpy": f, "diptych": g}, target_ns=4_000_000)  # name -> Stats (ns)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from compare.checks import at_least
 from compare.timing import (  # noqa: F401 (re-exported for the benchmark scripts)
     NOISY,
     REPEATS,
     THREAD_ENV_VARS,
+    THREADS_HELP,
     Stats,
     calibrate,
     cpu_name,
     per_call_ns,
+    policy_line,
     race,
     table_text,
+    thread_limit,
     us,
     usable_cpus,
 )
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """--threads, with `diptych compare`'s default and meaning (compare.timing.thread_limit)."""
+    parser.add_argument("--threads", type=at_least(0), default=1, help=THREADS_HELP)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -48,10 +60,11 @@ def print_noise_note(stats: Iterable[Stats]) -> None:
               "fighting for the CPUs: see the\n  thread pools listed at the end.")
 
 
-def print_machine(torch: Any, extra: Iterable[str] = (),
+def print_machine(torch: Any, policy: str, extra: Iterable[str] = (),
                   env_vars: Iterable[str] = THREAD_ENV_VARS) -> None:
     """CPU, Python, numpy and torch (a module, or None if not importable), then `extra`
-    lines (other frameworks), then the environment variables that size the thread pools."""
+    lines (other frameworks), the environment variables that size the thread pools, and the
+    thread policy (`thread_limit`'s words), printed as `diptych compare` prints it."""
     import platform
 
     print("machine")
@@ -63,12 +76,13 @@ def print_machine(torch: Any, extra: Iterable[str] = (),
         print("; torch not importable (its columns are left out)")
     else:
         print(f"; torch {torch.__version__} with {torch.get_num_threads()} intra-op / "
-              f"{torch.get_num_interop_threads()} inter-op threads (its defaults)")
+              f"{torch.get_num_interop_threads()} inter-op threads")
     for line in extra:
         print(f"  {line}")
     for var in env_vars:
         value = os.environ.get(var)
         print(f"  {var}: {'not set' if value is None else repr(value)}")
+    print(f"  {policy_line(policy)}")
     print()
 
 

@@ -8,7 +8,10 @@
 3. compile time against graph size, up to 10,000 nodes (numba's kernel builds excluded:
    fused kernels compile on their first call, reported separately).
 
-    python benchmarks/passes.py [--quick]
+    python benchmarks/passes.py [--quick] [--threads N]
+
+--threads N: the thread policy, as `diptych compare`'s (default 1), printed with the results;
+it limits BLAS and OpenMP pools, not the fused kernels' threads nor the bandwidth copy's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from harness import print_machine, print_table, race, us
+from harness import add_threads_argument, print_machine, print_table, race, thread_limit, us
 
 import eager as E
 import symbolic as S
@@ -202,18 +205,20 @@ def bench_compile_time(sizes: list[int]) -> None:
     print_table(["traced nodes", "optimize", "nodes after", "compile s", "us per node"], rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M elements, no peers")
-    args = parser.parse_args()
+    add_threads_argument(parser)
+    args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
         torch = None
-    print_machine(torch)
-    bench_chains(1_000_000 if args.quick else N, with_peers=not args.quick)
-    bench_memory()
-    bench_compile_time([1000, 2500, 5000, 10000] if not args.quick else [1000, 2500])
+    with thread_limit(args.threads) as policy:
+        print_machine(torch, policy)
+        bench_chains(1_000_000 if args.quick else N, with_peers=not args.quick)
+        bench_memory()
+        bench_compile_time([1000, 2500, 5000, 10000] if not args.quick else [1000, 2500])
 
 
 if __name__ == "__main__":

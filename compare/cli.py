@@ -15,16 +15,15 @@ diverged too: the point is that both engines trained alike; a warning line says 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import NoReturn
 
 from compare import checks, pictures, zoo
 from compare.checks import UsageError, at_least, opt_level, positive_float
+from compare.timing import THREADS_HELP, thread_limit
 
 COMMANDS = ("compare", "train", "models", "explain", "graph", "tape")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
@@ -65,9 +64,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PATH", help="bar chart of step times (or the scaling "
                    "plot for several --sizes); needs matplotlib")
     p.add_argument("--html", metavar="PATH", help="write the tables as an HTML page")
-    p.add_argument("--threads", type=at_least(0), default=1,
-                   help="limit BLAS/OpenMP thread pools while timing (default 1: stable "
-                   "numbers on small or busy machines; 0: the libraries' defaults)")
+    p.add_argument("--threads", type=at_least(0), default=1, help=THREADS_HELP)
     p.add_argument("--target-ms", type=positive_float, default=10.0,
                    help="each timing sample loops for about this long (10)")
     p.add_argument("--seed", type=at_least(0), default=0)
@@ -147,24 +144,6 @@ def check_results_paths(args: argparse.Namespace) -> None:
     if args.plot:
         checks.check_output(args.plot, checks.FIGURES, "--plot")
         checks.check_module("matplotlib", "--plot", "matplotlib")
-
-
-@contextlib.contextmanager
-def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
-    """BLAS and OpenMP pools limited to `threads` (0: as they are); yields a description."""
-    if threads <= 0:
-        yield "library defaults"
-        return
-    from threadpoolctl import threadpool_limits  # comes with scikit-learn
-
-    if "torch" in peers:
-        from compare.peers import load
-
-        torch, _ = load("torch")
-        if torch is not None:
-            torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads):
-        yield f"{threads} (--threads; XLA keeps its own pool)"
 
 
 # ---- commands ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import symbolic as S
 from common.backend import get_backend
 from common.methods import ArrayMethods
 from compare import peers as peer_lib
-from compare.timing import Stats, race, time_once
+from compare.timing import Stats, race, seconds, time_once
 from compare.zoo import Model
 
 EXACT, CLOSE = 0.0, 1e-4  # tolerances: optimize=0 must be bit-exact, optimized graphs close
@@ -55,11 +55,14 @@ class Row:
     kind: str  # "eager" | "symbolic" | "peer"
     optimize: int | None = None
     disabled: list[str] = field(default_factory=list)
-    compile_s: float | None = None  # trace + grad + passes + codegen (symbolic), jax's compile
-    first_call_s: float | None = None
+    compile_s: float | None = None  # symbolic: trace + grad + passes + codegen + kernel_build_s
+    kernel_build_s: float | None = None  # symbolic: the fused kernels' builds at the first call
+    fused_kernels: list[dict] = field(default_factory=list)  # {"op", "target", "build_s"} each
+    first_call_s: float | None = None  # the first step, kernel builds included
     stats: Stats | None = None  # ns per step, steady state
     speedup: float | None = None  # eager's median / this median
-    peak_bytes: int | None = None  # tracemalloc's peak during one step, above the start
+    peak_bytes: int | None = None  # tracemalloc's peak during a steady step + pool_bytes
+    pool_bytes: int | None = None  # symbolic: the plan's buffer pool, held between steps
     max_abs: float | None = None  # largest |this - eager| over outputs and gradients
     max_rel: float | None = None  # largest of max|this - eager| / max|eager|, per array
     tolerance: float | None = None
@@ -184,7 +187,8 @@ def judge(row: Row, got: list[np.ndarray], want: list[np.ndarray], exact: bool) 
 
 
 def peak_memory(step: Callable[[], Any]) -> int:
-    """Bytes allocated at the peak of one step, above what was allocated when it began."""
+    """Bytes allocated at the peak of one step, above what was allocated when it began (so
+    not what the step keeps between calls: see `pool_bytes`)."""
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -193,6 +197,42 @@ def peak_memory(step: Callable[[], Any]) -> int:
         return max(0, tracemalloc.get_traced_memory()[1] - start)
     finally:
         tracemalloc.stop()
+
+
+def pool_bytes(fn: S.CompiledFunction) -> int:
+    """The compiled plan's buffer pool (optimize=2's memory plan; none below): allocated at
+    the first call and held between calls, so a steady step's peak does not see it. One
+    instance per concurrent call: the harness calls from one thread."""
+    return fn.graph.memory.planned_bytes if fn.graph.memory is not None else 0
+
+
+def kernel_builds(fn: S.CompiledFunction, device: str) -> list[dict]:
+    """Each fused kernel's target (chosen on the first call, by common/fusion.py's rule) and
+    the seconds its numba build (or load from the disk cache) took then."""
+    return [{"op": op.name, "build_s": op.kernel.compile_seconds,
+             "target": op.kernel.choice if device == "cpu" else f"cupy ({device})"}
+            for op in fn.report.fused_kernels]
+
+
+def targets_note(model: str, row: Row) -> str:
+    """'gelu_chain symbolic O2: 18 fused kernel(s): numba (...) x18; built on the first call
+    in 1.28 s (counted in 'compile')'."""
+    counts: dict[str, int] = {}
+    for kernel in row.fused_kernels:
+        counts[kernel["target"]] = counts.get(kernel["target"], 0) + 1
+    targets = "; ".join(f"{target} x{n}" for target, n in counts.items())
+    return (f"{model} {row.mode}: {len(row.fused_kernels)} fused kernel(s): {targets}; built "
+            f"on the first call in {seconds(row.kernel_build_s)} (counted in 'compile')")
+
+
+def account_first_call(c: Contender, device: str) -> None:
+    """After the first call: the kernel builds join the compile time; the pool is known."""
+    if c.compiled is None:
+        return
+    c.row.fused_kernels = kernel_builds(c.compiled, device)
+    c.row.kernel_build_s = sum(k["build_s"] for k in c.row.fused_kernels)
+    c.row.compile_s += c.row.kernel_build_s
+    c.row.pool_bytes = pool_bytes(c.compiled)
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -244,6 +284,9 @@ def first_calls(contenders: list[Contender], case: Case, notes: list[str]) -> li
             notes.append(f"{c.row.mode}: failed on its first call ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); left out")
             continue
+        account_first_call(c, case.backend.device)
+        if c.row.fused_kernels:
+            notes.append(targets_note(case.model.name, c.row))
         got = c.to_numpy(results)
         if reference is None:
             reference, c.row.verdict = got, "reference"
@@ -251,8 +294,8 @@ def first_calls(contenders: list[Contender], case: Case, notes: list[str]) -> li
             want = reference if len(got) == len(reference) else (
                 [reference[0]] + reference[len(reference) - len(got) + 1:])
             judge(c.row, got, want, exact=case.model.eager_forward is None)
-        if c.traced_memory and case.backend.device == "cpu":
-            c.row.peak_bytes = peak_memory(c.step)
+        if c.traced_memory and case.backend.device == "cpu":  # the honest peak: a steady
+            c.row.peak_bytes = peak_memory(c.step) + (c.row.pool_bytes or 0)  # step + its pool
         kept.append(c)
     return kept
 

@@ -18,13 +18,15 @@ HEADERS = ["model / mode", "compile", "first call", "median step", "95% CI", "sp
 BREAKDOWN_HEADERS = ["model / mode", "step", "kernels", "allocation", "overhead",
                      "kernel calls", "overhead/call"]
 LEGEND = (
-    "compile: trace + S.grad + passes + codegen; first call: the first step, timed alone; "
-    "median step: steady state\n(forward and gradients), interleaved repeats, 95% CI of the "
-    "median from order statistics; speedup: eager's\nmedian over the row's; peak mem: "
-    "tracemalloc's peak during one step (numpy's allocations; not torch's or\nXLA's); diffs: "
-    "against eager over the loss, outputs and gradients (rel: per array, max|diff| / "
-    "max|eager|);\nverdict: optimize=0 must equal eager bit for bit ('exact'), optimized "
-    "graphs and peers be within\n1e-4 relative ('ok')."
+    "compile: trace + S.grad + passes + codegen, '+ build': the fused kernels' numba builds "
+    "on the first call\n(their targets in the notes); first call: the first step, timed alone, "
+    "builds included; median step:\nsteady state (forward and gradients), interleaved repeats, "
+    "95% CI of the median from order statistics;\nspeedup: eager's median over the row's; "
+    "peak mem: tracemalloc's peak during a steady step (numpy's\nallocations; not torch's or "
+    "XLA's) plus the compiled plan's buffer pool, allocated at the first call\nand held "
+    "between steps; diffs: against eager over the loss, outputs and gradients (rel: per "
+    "array,\nmax|diff| / max|eager|); verdict: optimize=0 must equal eager bit for bit "
+    "('exact'), optimized graphs\nand peers be within 1e-4 relative ('ok')."
 )
 
 
@@ -40,10 +42,18 @@ def interval(low_ns: float, high_ns: float) -> str:
     return f"{' '.join(low)}-{' '.join(high)}"
 
 
+def compile_cell(row: Row) -> str:
+    """'3.96 ms', or '3.96 ms + 1.30 s build' where fused kernels were built on the first call
+    (compile_s holds both)."""
+    if not row.kernel_build_s:
+        return seconds(row.compile_s)
+    return f"{seconds(row.compile_s - row.kernel_build_s)} + {seconds(row.kernel_build_s)} build"
+
+
 def row_cells(row: Row) -> list[str]:
     s = row.stats
     ci = "-" if s is None else interval(s.ci_low, s.ci_high)
-    return [f"  {row.mode}", seconds(row.compile_s), seconds(row.first_call_s),
+    return [f"  {row.mode}", compile_cell(row), seconds(row.first_call_s),
             seconds(None if s is None else s.median / 1e9), ci,
             "-" if row.speedup is None else f"{row.speedup:.2f}x", nbytes(row.peak_bytes),
             _diff(row.max_abs), _diff(row.max_rel), row.verdict]
@@ -124,7 +134,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 def print_report(results: list[ModelResult], machine: dict, notes: list[str]) -> None:
     print("diptych compare: each model run eagerly (define-by-run) and compiled "
           "(define-then-run),\nfrom the same inputs and weights: forward and gradients\n")
-    print(machine_text(machine) + f"; BLAS threads: {machine['threads']}")
+    print(machine_text(machine))  # with the thread policy, as benchmarks/ print it
     print()
     print_table(HEADERS, table_rows(results))
     if any(r.breakdown for r in results):
@@ -148,10 +158,12 @@ def row_json(row: Row) -> dict[str, Any]:
     return {
         "mode": row.mode, "kind": row.kind, "optimize": row.optimize,
         "disabled": list(row.disabled), "compile_s": row.compile_s,
+        "kernel_build_s": row.kernel_build_s, "fused_kernels": list(row.fused_kernels),
         "first_call_s": row.first_call_s, "median_s": s.median / 1e9,
         "ci_low_s": s.ci_low / 1e9, "ci_high_s": s.ci_high / 1e9, "q1_s": s.q1 / 1e9,
         "q3_s": s.q3 / 1e9, "samples": s.samples, "speedup": row.speedup,
-        "peak_bytes": row.peak_bytes, "max_abs_diff": _finite(row.max_abs),
+        "peak_bytes": row.peak_bytes, "pool_bytes": row.pool_bytes,
+        "max_abs_diff": _finite(row.max_abs),
         "max_rel_diff": _finite(row.max_rel), "tolerance": row.tolerance,
         "verdict": row.verdict, "note": row.note, "graph_ops": row.graph_ops,
     }

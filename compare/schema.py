@@ -3,33 +3,51 @@ type, properties, required, items, enum, additionalProperties) and a validator f
 
 Times are in seconds, memory in bytes. `null` means "does not apply" (eager has no compile
 time; tracemalloc cannot see torch's or XLA's memory) and is explained in `notes`.
+
+A symbolic row's compile time includes the fused kernels' numba builds, which happen on the
+first call (`kernel_build_s`, each kernel in `fused_kernels`); its peak memory is a steady
+step's peak plus the buffer pool the plan allocates at the first call and keeps
+(`pool_bytes`). Version 2 added these three fields.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_ID = "diptych.compare/1"
+SCHEMA_ID = "diptych.compare/2"
 
 NUMBER = {"type": "number"}
 MAYBE_NUMBER = {"type": ["number", "null"]}
 MAYBE_INT = {"type": ["integer", "null"]}
 STRINGS = {"type": "array", "items": {"type": "string"}}
 
+FUSED_KERNEL = {
+    "type": "object",
+    "required": ["op", "target", "build_s"],
+    "additionalProperties": False,
+    "properties": {
+        "op": {"type": "string"},  # the fused op's name in the graph: "fused_3"
+        "target": {"type": "string"},  # chosen on the first call, and why: "numba (...)"
+        "build_s": NUMBER,  # the numba build (or disk-cache load) on the first call
+    },
+}
+
 ROW = {
     "type": "object",
-    "required": ["mode", "kind", "optimize", "disabled", "compile_s", "first_call_s",
-                 "median_s", "ci_low_s", "ci_high_s", "q1_s", "q3_s", "samples", "speedup",
-                 "peak_bytes", "max_abs_diff", "max_rel_diff", "tolerance", "verdict", "note",
-                 "graph_ops"],
+    "required": ["mode", "kind", "optimize", "disabled", "compile_s", "kernel_build_s",
+                 "fused_kernels", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "q1_s",
+                 "q3_s", "samples", "speedup", "peak_bytes", "pool_bytes", "max_abs_diff",
+                 "max_rel_diff", "tolerance", "verdict", "note", "graph_ops"],
     "additionalProperties": False,
     "properties": {
         "mode": {"type": "string"},  # "eager", "symbolic O2", "symbolic O2 -cse", "jax.jit"
         "kind": {"enum": ["eager", "symbolic", "peer"]},
         "optimize": MAYBE_INT,  # symbolic rows only
         "disabled": STRINGS,  # passes switched off (--ablate)
-        "compile_s": MAYBE_NUMBER,  # symbolic: trace + S.grad + passes + codegen
-        "first_call_s": NUMBER,
+        "compile_s": MAYBE_NUMBER,  # symbolic: trace + S.grad + passes + codegen + builds
+        "kernel_build_s": MAYBE_NUMBER,  # symbolic: the part of compile_s spent on builds
+        "fused_kernels": {"type": "array", "items": FUSED_KERNEL},  # symbolic, optimize=2
+        "first_call_s": NUMBER,  # kernel builds included
         "median_s": NUMBER,  # steady state, per step
         "ci_low_s": NUMBER,  # 95% confidence interval of the median (order statistics)
         "ci_high_s": NUMBER,
@@ -37,7 +55,8 @@ ROW = {
         "q3_s": NUMBER,
         "samples": {"type": "integer"},
         "speedup": NUMBER,  # eager's median / this median
-        "peak_bytes": MAYBE_INT,  # tracemalloc, one step, above the start
+        "peak_bytes": MAYBE_INT,  # tracemalloc's peak of a steady step + pool_bytes
+        "pool_bytes": MAYBE_INT,  # symbolic: the plan's buffer pool, held between steps
         "max_abs_diff": MAYBE_NUMBER,  # against eager, over outputs and gradients
         "max_rel_diff": MAYBE_NUMBER,  # max|diff| / max|eager|, per array
         "tolerance": MAYBE_NUMBER,  # 0: bit-exact required
@@ -100,7 +119,7 @@ SCHEMA: dict[str, Any] = {
                 "device": {"type": "string"},
                 "libraries": {"type": "object"},  # name -> version
                 "env": {"type": "object"},  # thread-pool variables -> value or null
-                "threads": {"type": "string"},  # what --threads set
+                "threads": {"type": "string"},  # the thread policy (timing.thread_limit)
                 "load_average": {"type": ["array", "null"], "items": NUMBER},  # 1, 5, 15 min
             },
         },

@@ -1,5 +1,5 @@
 """The timing harness shared by `diptych compare` and benchmarks/: interleaved races, order
-statistics, and the machine the numbers were taken on.
+statistics, the thread policy, and the machine the numbers were taken on.
 
     stats = race({"eager": f, "compiled": g}, target_ns=4_000_000)   # name -> Stats (ns/call)
 
@@ -10,13 +10,15 @@ garbage collector collected before every round and off while a sample is taken.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,9 @@ NOISY = 0.25  # an IQR wider than this fraction of the median is flagged
 CONFIDENCE = 0.95  # of the interval around the median
 THREAD_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                    "OMP_NUM_THREADS")
+POLICY_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREADS_HELP = ("limit BLAS/OpenMP thread pools while timing (default 1: stable numbers on "
+                "small or busy machines; 0: the libraries' defaults)")
 
 
 # ---- statistics --------------------------------------------------------------------------
@@ -125,6 +130,50 @@ def time_once(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+# ---- the thread policy ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
+    """The one thread policy of `diptych compare` and benchmarks/: BLAS and OpenMP pools (and
+    torch's, if it is loaded or among `peers`) limited to `threads`, 0 leaving them as they
+    are; yields the policy in words, which `policy_line` prints with the results. Pools
+    loaded on entry are limited by threadpoolctl, pools loaded later (scipy's BLAS, say) by
+    the variables they read when they load (POLICY_ENV_VARS, set meanwhile)."""
+    if threads <= 0:
+        yield "the libraries' defaults (--threads 0)"
+        return
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    if "torch" in peers:
+        from compare.peers import load
+
+        load("torch")
+    torch = sys.modules.get("torch")  # None where it is not loaded (or hidden, by tests)
+    torch = torch if hasattr(torch, "set_num_threads") else None
+    before = torch.get_num_threads() if torch is not None else 0
+    saved = {var: os.environ.get(var) for var in POLICY_ENV_VARS}
+    try:
+        os.environ.update({var: str(threads) for var in POLICY_ENV_VARS})
+        if torch is not None:
+            torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            yield (f"BLAS/OpenMP pools limited to {threads} (--threads {threads}); not "
+                   "limited: XLA's pool, the fused kernels' own threads")
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
+def policy_line(policy: str) -> str:
+    """How `diptych compare` and every benchmark print the thread policy they ran under."""
+    return f"thread policy: {policy}"
+
+
 # ---- formatting --------------------------------------------------------------------------
 
 def us(ns: float) -> str:
@@ -214,6 +263,7 @@ def machine_text(info: dict[str, Any]) -> str:
     env = ", ".join(f"{k}={v}" for k, v in info["env"].items() if v is not None) or "none set"
     load = info.get("load_average")
     busy = "" if not load else f"; load average {load[0]:.2f} when the run began"
+    policy = f"\n  {policy_line(info['threads'])}" if "threads" in info else ""
     return (f"machine: {info['cpu']}; {info['cpu_count']} CPUs ({info['usable_cpus']} usable); "
             f"Python {info['python']}; device {info['device']}{busy}\n"
-            f"  libraries: {libs}\n  thread settings: {env}")
+            f"  libraries: {libs}\n  thread settings: {env}{policy}")
