@@ -6,7 +6,9 @@ them. A control node yields a tuple; `item` nodes pick its parts.
 
 Gradients: `cond` differentiates each branch (a cond of the branch gradients); `scan` runs
 a reverse scan of the body's gradient, using the carries the forward scan saved (the
-tape of a loop, kept as data); `while_loop` has no reverse mode and says to use `scan`.
+tape of a loop, kept as data). `while_loop` does the same as TF1 does: its forward loop
+saves the carry of each iteration (when a carry is a float) and its trip count, and its
+gradient is a reverse scan over those carries, skipped when no iteration ran.
 """
 
 from __future__ import annotations
@@ -237,24 +239,58 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> A
 # ---- while_loop -------------------------------------------------------------------------
 
 def _while_kernel(xp, *args, test, body, n_carry, out_avals):
+    """The final carry; with a float carry also the trip count and the carries each
+    iteration started from, stacked (the tape of the loop: out_avals says which)."""
     carry, caps = list(args[:n_carry]), args[n_carry:]
+    saving, befores = len(out_avals) > n_carry, []
     while bool(test.run(xp, *carry, *caps)[0]):
+        if saving:
+            befores.append(carry)
         carry = list(body.run(xp, *carry, *caps))
-    return _owned(xp, carry, args)  # no step ran, or the body kept a carry
+    final = _owned(xp, carry, args)  # no step ran, or the body kept a carry
+    if not saving:
+        return final
+    stacked = [xp.stack([c[i] for c in befores]) if befores
+               else xp.empty((0, *a.shape), a.dtype) for i, a in enumerate(args[:n_carry])]
+    return (*final, xp.asarray(len(befores), dtype=xp.int64), *stacked)  # stacks are fresh
 
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
-    raise OpError(
-        "while_loop: reverse-mode gradients through a while_loop are not supported: the "
-        "number of iterations is only known at run time. Fix: use F.scan with a fixed "
-        "number of steps (mask the steps you do not need).")
+    """The reverse scan of `scan`'s gradient over the saved carries, as though the loop were
+    a scan of its trip count; a cond skips it when the loop ran no iteration."""
+    if len(out_avals) == n_carry:  # no float carry: no gradient to give
+        return [None] * len(args)
+    init, caps = args[:n_carry], args[n_carry:]
+    g_carry = _cotangents(g, out, out_avals[:n_carry])
+    count = apply(ITEM, out, index=n_carry, aval=out_avals[n_carry])
+    saved = [apply(ITEM, out, index=n_carry + 1 + i, aval=out_avals[n_carry + 1 + i])
+             for i in range(n_carry)]
+    c_wrt, cap_wrt = _differentiable(init), _differentiable(caps)
+    s_wrt = [i for i in c_wrt if n_carry + 1 + i in g]  # saved carries a gradient graph read
+    g_saved = [g[n_carry + 1 + i] for i in s_wrt]
+
+    def reverse(*a):
+        tape, g_out, g_tape = a[:n_carry], a[n_carry:2 * n_carry], a[2 * n_carry:]
+        g_init, _, g_caps = _reverse_scan(body, init, (), caps, tape, g_out, [],
+                                          list(zip(s_wrt, g_tape)))
+        return tuple([g_init[i] for i in c_wrt] + [g_caps[i] for i in cap_wrt])
+
+    def no_iteration(*a):  # the same values the reverse scan starts from
+        return tuple([a[n_carry + i] for i in c_wrt] + [_zeros_like(caps[i]) for i in cap_wrt])
+
+    grads = leaves(F.cond(count > 0, reverse, no_iteration, *saved, *g_carry, *g_saved))
+    result: list = [None] * len(args)
+    for k, i in enumerate(c_wrt + [n_carry + i for i in cap_wrt]):
+        result[i] = grads[k]
+    return result
 
 
 WHILE = declare(OpDef("while_loop", "control", _while_kernel, lambda *a, **p: TUPLE,
                       vjp=_while_vjp))
 
 
-def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
+def while_loop(cond_fn: Callable, body_fn: Callable, init: Any,
+               max_iterations: int | None = None) -> Any:
     carry = leaves(init)
     avals = _avals(carry)
     names = [f"carry{i}" for i in range(len(carry))]
@@ -265,9 +301,36 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
     if got != avals:
         raise OpError(f"while_loop: the body changes the carry from {avals} to {got}. "
                               "Fix: return values of the same shapes and dtypes.")
+    if max_iterations is not None:
+        return rebuild(init, _bounded_loop(test, body, carry, caps, max_iterations))
+    out_avals = tuple(map(_aval_param, body.graph.outputs))
+    if _differentiable(carry):  # the tape for the gradient: trip count, carries saved
+        out_avals += (((), "int64"),) + tuple(((None,) + s, d) for s, d in out_avals)
     node = apply(WHILE, *carry, *(Symbol(c) for c in caps), test=test, body=body,
-                 n_carry=len(carry), out_avals=tuple(map(_aval_param, body.graph.outputs)))
+                 n_carry=len(carry), out_avals=out_avals)
     return rebuild(init, _items(node, body.graph.outputs))
+
+
+def _bounded_loop(test: Body, body: Body, carry: list, caps: list, max_iterations: int):
+    """A while_loop of at most `max_iterations` iterations as JAX would write it: a scan
+    whose step runs the body while the test holds and keeps the carry after (the test of a
+    kept carry keeps failing). Its gradient is scan's, over `max_iterations` saved carries.
+
+        while_loop(c < 3, c + 1, 0, max_iterations=5)
+        -> scan(lambda c, _: (cond(c < 3, c + 1, c), None), 0, arange(5))
+    """
+    if max_iterations == 0:
+        return [as_symbol(c) for c in carry]
+    outer = [Symbol(c) for c in caps]
+
+    def step(c: tuple, _: Any) -> tuple:
+        running = inline(test.graph, [*c, *outer])[0]
+        c = F.cond(running, lambda *a: tuple(inline(body.graph, [*a, *outer])),
+                   lambda *a: a, *c)
+        return c, None
+
+    final, _ = F.scan(step, tuple(carry), constant(np.arange(max_iterations)))
+    return leaves(final)
 
 
 # ---- scan -------------------------------------------------------------------------------
@@ -291,54 +354,83 @@ def _reverse(x: Any) -> Any:
     return F.getitem(x, slice(None, None, -1))
 
 
-def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
-    """A reverse scan: step t maps the carry's cotangent at t+1 (and y_t's) to the carry's
-    at t, using the carry saved at step t; captured values' gradients add up."""
-    from symbolic.gradients import grad
+def _zeros_like(x: Any) -> Any:
+    return F.broadcast_like(constant(np.zeros((), x.dtype)), x)
 
-    gs = _cotangents(g, out, out_avals)
+
+def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
+    """`_reverse_scan` over the carries the forward scan saved."""
+    gs = _cotangents(g, out, out_avals[:n_carry + n_ys])
     init, xs, caps = args[:n_carry], args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
     saved = [apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
              for i in range(n_carry)]
-    c_wrt, x_wrt, cap_wrt = _differentiable(init), _differentiable(xs), _differentiable(caps)
     y_wrt = [i for i in range(n_ys) if np.dtype(out_avals[n_carry + i][1]).kind == "f"]
-    n_c, n_x = len(c_wrt), len(x_wrt)
+    g_ys = [(i, gs[n_carry + i]) for i in y_wrt]
+    g_saved = [(i, g[n_carry + n_ys + i]) for i in _differentiable(init)
+               if n_carry + n_ys + i in g]
+    g_init, g_xs, g_caps = _reverse_scan(body, init, xs, caps, saved, gs[:n_carry], g_ys,
+                                         g_saved)
+    return [*g_init, *g_xs, *g_caps]
+
+
+def _reverse_scan(body: Body, init, xs, caps, saved, g_carry, g_ys, g_saved) -> tuple:
+    """The gradients of a scan's (or a while_loop's) init, xs and captured values, None
+    where not a float: a reverse scan whose step t maps the carry's cotangent at t+1 (and
+    y_t's) to the carry's at t, using the carry saved at step t; captured values' gradients
+    add up. `g_ys` and `g_saved` pair an index with a cotangent of the stacked ys or saved
+    carries (a gradient graph reads the saved carries: so its own gradient sends them one)."""
+    from symbolic.gradients import grad
+
+    n_carry, n_xs = len(init), len(xs)
+    c_wrt, x_wrt, cap_wrt = _differentiable(init), _differentiable(xs), _differentiable(caps)
+    y_wrt, s_wrt = [i for i, _ in g_ys], [c_wrt.index(i) for i, _ in g_saved]
+    n_c, n_x, n_y = len(c_wrt), len(x_wrt), len(y_wrt)
 
     def step(carry, seq):
         g_carry, g_caps = list(carry[:n_c]), list(carry[n_c:])
-        c_t, x_t, g_y = seq[:n_carry], seq[n_carry:n_carry + n_xs], seq[n_carry + n_xs:]
+        c_t, x_t = seq[:n_carry], seq[n_carry:n_carry + n_xs]
+        g_y, g_s = seq[n_carry + n_xs:n_carry + n_xs + n_y], seq[n_carry + n_xs + n_y:]
         outs = inline(body.graph, [*c_t, *x_t, *caps])
         used = [outs[i] for i in c_wrt] + [outs[n_carry + i] for i in y_wrt]
         wrt = [c_t[i] for i in c_wrt] + [x_t[i] for i in x_wrt] + [caps[i] for i in cap_wrt]
         grads = grad(used, wrt, grad_y=[*g_carry, *g_y])
         summed = [acc + new for acc, new in zip(g_caps, grads[n_c + n_x:])]
-        g_x = grads[n_c:n_c + n_x]
-        return tuple(grads[:n_c] + summed), tuple(g_x) if g_x else None
+        g_x, g_c = grads[n_c:n_c + n_x], grads[:n_c]
+        for k, g_direct in zip(s_wrt, g_s):  # c_t's own uses, besides the step's
+            g_c[k] = g_c[k] + g_direct
+        return tuple(g_c + summed), tuple(g_x) if g_x else None
 
-    zeros = [F.broadcast_like(constant(np.zeros((), caps[i].dtype)), caps[i]) for i in cap_wrt]
-    g_ys = [gs[n_carry + i] for i in y_wrt]
-    sequences = tuple(_reverse(s) for s in [*saved, *xs, *g_ys])
-    final, g_xs = F.scan(step, tuple([gs[i] for i in c_wrt] + zeros), sequences)
+    zeros = [_zeros_like(caps[i]) for i in cap_wrt]
+    given = [gy for _, gy in g_ys] + [gs for _, gs in g_saved]
+    sequences = tuple(_reverse(s) for s in [*saved, *xs, *given])
+    # not F.scan: a while_loop's saved carries have a length known only at run time
+    final, g_xs = _scan(step, tuple([g_carry[i] for i in c_wrt] + zeros), sequences)
     final = leaves(final)
-    result: list = [None] * len(args)
+    g_init, g_seq, g_caps = [None] * n_carry, [None] * n_xs, [None] * len(caps)
     for k, i in enumerate(c_wrt):
-        result[i] = final[k]
+        g_init[i] = final[k]
     for k, i in enumerate(x_wrt):
-        result[n_carry + i] = _reverse(leaves(g_xs)[k])
+        g_seq[i] = _reverse(leaves(g_xs)[k])
     for k, i in enumerate(cap_wrt):
-        result[n_carry + n_xs + i] = final[n_c + k]
-    return result
+        g_caps[i] = final[n_c + k]
+    return g_init, g_seq, g_caps
 
 
 SCAN = declare(OpDef("scan", "control", _scan_kernel, lambda *a, **p: TUPLE, vjp=_scan_vjp))
 
 
 def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
-    carry, seqs = leaves(init), leaves(xs)
-    seq_avals = _avals(seqs)
-    if any(a.shape is None or not a.shape or a.shape[0] is None for a in seq_avals):
+    if any(a.shape is None or not a.shape or a.shape[0] is None for a in _avals(leaves(xs))):
         raise OpError("scan: the sequences need a known leading (time) axis. Fix: "
                               "give the placeholder a shape such as (T, batch, features).")
+    return _scan(fn, init, xs)
+
+
+def _scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
+    """`scan`, also over sequences whose length is known only at run time (the carries a
+    while_loop saved)."""
+    carry, seqs = leaves(init), leaves(xs)
+    seq_avals = _avals(seqs)
     step_avals = [Aval(a.shape[1:], a.dtype) for a in seq_avals]
     names = [f"carry{i}" for i in range(len(carry))] + [f"x{i}" for i in range(len(seqs))]
     n_carry = len(carry)

@@ -1,6 +1,7 @@
 """cond, while_loop and scan on symbols: the same results as the plain-Python eager versions,
 gradients through cond and scan against central differences (float64), and clear errors
-where a control-flow node cannot do what was asked."""
+where a control-flow node cannot do what was asked. Gradients through while_loop: in
+test_while_grad.py."""
 
 import numpy as np
 import pytest
@@ -220,14 +221,6 @@ def test_gradient_through_a_cond_inside_a_scan(flip, rng, numeric_grad):
 
 
 # ---- what control flow refuses, and says why ----------------------------------------------
-
-
-def test_grad_through_while_loop_names_scan():
-    x = _f64((3,), "x")
-    _, y = F.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0),
-                        (S.constant(np.array(0)), x))
-    with pytest.raises(OpError, match=r"while_loop.*not supported.*F\.scan"):
-        S.grad(F.sum(y), x)
 
 
 MISMATCHED_BRANCHES = {
