@@ -342,14 +342,9 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
 
 # ---- where numba kernels are cached -----------------------------------------------------
 
-CACHE_DIR: pathlib.Path | None = None  # None: $DIPTYCH_CACHE/kernels, else ~/.cache/diptych/
-# kernels, read at each use (so tests and users can move it); set it to override both
-
-
 def cache_dir() -> pathlib.Path:
-    """The folder numba kernels are cached in (see `common.kernel_cache`)."""
-    if CACHE_DIR is not None:
-        return CACHE_DIR
+    """The folder numba kernels are cached in (see `common.kernel_cache`): $DIPTYCH_CACHE/kernels,
+    else ~/.cache/diptych/kernels, read at each use (so tests and users can move it)."""
     root = os.environ.get("DIPTYCH_CACHE") or pathlib.Path.home() / ".cache" / "diptych"
     return pathlib.Path(root) / "kernels"
 

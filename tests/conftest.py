@@ -35,6 +35,14 @@ def _numeric_grad(f, args, i: int = 0) -> np.ndarray:
     return grad
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_kernel_cache(tmp_path_factory):
+    """Numba kernels the tests build go to this run's own folder, never the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIPTYCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded generator per test: the same numbers whichever tests run first."""

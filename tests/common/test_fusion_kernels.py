@@ -23,14 +23,6 @@ SIZES = {"small": (40, 50), "large": (600, 500)}  # 2,000 and 300,000 elements a
 needs_numba = pytest.mark.skipif(not fusion.numba_available(), reason="numba is not installed")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_kernel_cache(tmp_path_factory):
-    """Numba kernels compiled here go to this session's folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fusion, "CACHE_DIR", tmp_path_factory.getbasetemp() / "kernels")
-        yield
-
-
 class Case(NamedTuple):
     fn: Callable
     layouts: tuple  # per input: "full" (rows, cols), "col" (rows, 1), "row" (1, cols), "0-d"

@@ -24,7 +24,6 @@ SHAPE = (300, 400)  # 120,000 elements: more than one block, so `auto` picks num
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A private cache folder, named the way users name it: by $DIPTYCH_CACHE."""
-    monkeypatch.setattr(fusion, "CACHE_DIR", None)
     monkeypatch.setenv("DIPTYCH_CACHE", str(tmp_path))
     monkeypatch.setattr(kernel_cache, "_warned", set())
     return tmp_path / "kernels"

@@ -12,11 +12,9 @@ have no gradient: their values are returned but never reach the loss.
 from typing import NamedTuple
 
 import numpy as np
-import pytest
 from hypothesis import Phase, event, find, given, settings
 from hypothesis import strategies as st
 
-import common.fusion as fusion
 import eager as E
 import symbolic as S
 from common import functional as F
@@ -33,14 +31,6 @@ CONFIGS = {
     "optimize=2": {"optimize": 2},
     "optimize=2, unfused": {"optimize": 2, "disable": ["fusion"]},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _private_kernel_cache(tmp_path_factory):
-    """Numba kernels compiled here go to this session's folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fusion, "CACHE_DIR", tmp_path_factory.getbasetemp() / "kernels")
-        yield
 
 
 class Program(NamedTuple):

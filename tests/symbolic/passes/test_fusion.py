@@ -29,14 +29,6 @@ LARGE_ATOL = 1e-5  # per unit of the output's largest value: gradients summed fr
 LARGE = (600, 500)  # 300,000 elements: above fusion.SMALL, so numba runs too
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_kernel_cache(tmp_path_factory):
-    """Numba kernels compiled here go to this session's folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fusion, "CACHE_DIR", tmp_path_factory.getbasetemp() / "kernels")
-        yield
-
-
 def _op_names(graph: Graph) -> Counter:
     return Counter("fused" if n.op_name.startswith("fused_") else n.op_name for n in graph.ops)
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-import common.fusion as fusion
 import symbolic as S
 from common import functional as F
 from symbolic.graph import Graph, Node
@@ -19,14 +18,6 @@ from symbolic.passes.memory import MemoryPlan, plan_memory, storage_roots
 from tests.symbolic.test_differential import _placeholders, programs, run
 
 RTOL, ATOL = 1e-5, 1e-5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _private_kernel_cache(tmp_path_factory):
-    """Numba kernels compiled here go to this session's folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fusion, "CACHE_DIR", tmp_path_factory.getbasetemp() / "kernels")
-        yield
 
 
 def _planned(build: Callable, shapes: list, variables: tuple = ()) -> tuple[Graph, MemoryPlan]:
