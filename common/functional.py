@@ -8,7 +8,9 @@ The functions live next to their op declarations in `common/ops/`; this module g
 
 from common.control import *
 from common.ops.elementwise import *
+from common.ops.indexing import *
 from common.ops.linalg import *
 from common.ops.nn import *
 from common.ops.reduction import *
 from common.ops.shape import *
+from common.ops.unary import *

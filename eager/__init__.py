@@ -18,6 +18,7 @@ from eager.creation import (
     arange,
     from_numpy,
     full,
+    linspace,
     ones,
     ones_like,
     rand,
@@ -31,6 +32,6 @@ from eager.tensor import Tensor, as_tensor
 
 __all__ = [
     "Function", "FunctionContext", "Node", "Tensor", "arange", "as_tensor", "enable_grad",
-    "from_numpy", "full", "grad", "is_grad_enabled", "manual_seed", "no_grad", "ones",
-    "ones_like", "rand", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like",
+    "from_numpy", "full", "grad", "is_grad_enabled", "linspace", "manual_seed", "no_grad",
+    "ones", "ones_like", "rand", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like",
 ]  # fmt: skip

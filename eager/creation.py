@@ -1,4 +1,5 @@
-"""Tensor constructors with torch's names: tensor, zeros, ones, full, arange, randn, rand."""
+"""Tensor constructors with torch's names: tensor, zeros, ones, full, arange, linspace, randn,
+rand."""
 
 from __future__ import annotations
 
@@ -69,6 +70,15 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
         dtype = DEFAULT_FLOAT if floats else np.int64
     xp = get_backend(device).xp
     return _leaf(xp.arange(start, stop, step, dtype=np.dtype(dtype)), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: str = "cpu",
+             requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included; float32 unless `dtype`
+    says otherwise (as torch, whatever the type of start and end)."""
+    xp = get_backend(device).xp
+    values = xp.linspace(start, end, int(steps)).astype(np.dtype(dtype or DEFAULT_FLOAT))
+    return _leaf(values, requires_grad)
 
 
 def _random(draw: str, shape: tuple, dtype: Any, device: str, requires_grad: bool,

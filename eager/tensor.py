@@ -10,8 +10,9 @@ import numpy as np
 
 from common.backend import array_module, backend_of, get_backend
 from common.dispatch import register_default_engine
-from common.methods import ArrayMethods, ConcreteMethods
-from common.ops.core import DTypeError, fmt
+from common.methods import ArrayMethods, ConcreteMethods, check_in_place_shape
+from common.ops.core import DTypeError
+from common.ops.indexing import SETITEM, split_index
 from eager import autograd
 from eager.autograd import Node, is_grad_enabled
 
@@ -101,16 +102,7 @@ class Tensor(ConcreteMethods):
             extras.append("requires_grad=True")
         return f"tensor({', '.join([body] + extras)})"
 
-    # ---- conversions -----------------------------------------------------------------------
-    def item(self) -> Any:
-        if self.numel() != 1:
-            raise ValueError(f"item: the tensor has shape {fmt(self.shape)}, not one element. "
-                             "Fix: reduce it first, or index one element.")
-        return self.data.item()
-
-    def tolist(self) -> Any:
-        return self.numpy().tolist()
-
+    # ---- conversions (item, tolist, float() and int() come from ConcreteMethods) -----------
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self.numpy(), dtype=dtype)
 
@@ -119,12 +111,6 @@ class Tensor(ConcreteMethods):
 
     def __dlpack_device__(self) -> Any:
         return self.data.__dlpack_device__()
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
 
     def __bool__(self) -> bool:
         return bool(self.item())
@@ -165,12 +151,51 @@ class Tensor(ConcreteMethods):
         self._retains_grad = True
         return self
 
-    def _check_inplace(self, op: Any) -> None:
-        if self.requires_grad and is_grad_enabled():
+    # ---- in-place changes -----------------------------------------------------------------
+    def _records(self, value: Any) -> bool:
+        """Whether writing `value` into this tensor must go on the tape."""
+        return is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False))
+
+    def _inplace(self, op: Any, other: Any) -> Tensor:
+        if not self._records(other):
+            return super()._inplace(op, other)
+        self._write_recorded(op, (other,), {})
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if self._records(value):
+            template, arrays = split_index(index)
+            self._write_recorded(SETITEM, (value, *arrays), {"index": template})
+        else:
+            super().__setitem__(index, value)
+
+    def _write_recorded(self, op: Any, args: tuple, params: dict) -> None:
+        """An in-place change that gradients must see, as torch records one: this tensor
+        becomes the result of `op` applied to a copy of its old value and `args`, written into
+        its own memory (views of it see the change). The version bump makes backward refuse
+        any node that saved the old value."""
+        self._check_inplace(op)
+        if self._node is not None and getattr(self._node.op, "view", False):
             raise RuntimeError(
-                f"in-place {op.name} on a tensor that requires grad while the tape is "
-                "recording would corrupt the gradient. Fix: update it inside "
-                "`with E.no_grad():` (as in `w -= lr * w.grad`)."
+                f"in-place {op.name} on a view ({self._node.name} of another tensor) while the "
+                "tape is recording: the tensor it views would change without its gradient "
+                "knowing. Fix: change a copy (`y = y.clone()` first), or write out of place "
+                "(`F.where(mask, value, y)`, `F.setitem(y, index, value)`)."
+            )
+        old = Tensor._make(self.data.copy(), self.requires_grad, self._node)
+        new = Tensor._apply(op, (old, *(old if a is self else a for a in args)), params)
+        check_in_place_shape(op, new.shape, self.shape)
+        array_module([self.data]).copyto(self.data, new.data, casting="same_kind")
+        self._node, self.requires_grad = new._node, new.requires_grad
+        self._version += 1
+
+    def _check_inplace(self, op: Any) -> None:
+        if self._node is None and self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"in-place {op.name} on a leaf tensor that requires grad while the tape is "
+                "recording would corrupt its gradient (torch refuses it too). Fix: update it "
+                "inside `with E.no_grad():` (as in `w -= lr * w.grad`), or change a copy "
+                "(`y = w.clone()`)."
             )
 
 

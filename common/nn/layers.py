@@ -1,4 +1,5 @@
-"""The standard layers, each a few lines over `F` (so they run eagerly or build graphs)."""
+"""The standard layers and losses, each a few lines over `F` (so they run eagerly or build
+graphs)."""
 
 from __future__ import annotations
 
@@ -70,14 +71,17 @@ class AvgPool2d(MaxPool2d):
 
 
 class Flatten(Module):
-    """Merge all axes after the batch axis."""
+    """Merge the axes from start_dim to end_dim into one (by default all after the batch)."""
 
-    def __init__(self, start_dim: int = 1) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Any) -> Any:
-        return F.flatten(x, self.start_dim)
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class ReLU(Module):
@@ -93,6 +97,20 @@ class Tanh(Module):
 class Sigmoid(Module):
     def forward(self, x: Any) -> Any:
         return F.sigmoid(x)
+
+
+class GELU(Module):
+    """x * Phi(x); `approximate="tanh"` for the tanh approximation (as torch)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: Any) -> Any:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Sequential(Module):
@@ -174,3 +192,43 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+# ---- losses: `loss_fn(input, target)`, reduced as `reduction` says ------------------------
+
+class _Loss(Module):
+    """A loss function as a module: `function(input, target, reduction=...)`."""
+
+    function: Any = None  # one of F's losses
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input: Any, target: Any) -> Any:  # noqa: A002 (torch's name)
+        return self.function(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(_Loss):
+    function = staticmethod(F.mse_loss)
+
+
+class CrossEntropyLoss(_Loss):
+    """On logits and integer class labels."""
+
+    function = staticmethod(F.cross_entropy)
+
+
+class NLLLoss(_Loss):
+    """On log-probabilities (a log_softmax) and integer class labels."""
+
+    function = staticmethod(F.nll_loss)
+
+
+class BCELoss(_Loss):
+    """On probabilities (a sigmoid's output) and targets in [0, 1]."""
+
+    function = staticmethod(F.binary_cross_entropy)

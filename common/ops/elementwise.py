@@ -1,4 +1,6 @@
-"""Elementwise ops: kernel, shape rule, VJP and fused-expression template, one entry each.
+"""Elementwise ops: arithmetic, comparisons, selection and casts. Each entry holds its
+kernel, shape rule, VJP and fused-expression template; the unary math functions (exp, sin,
+...) are in `common.ops.unary`, declared with the helpers below.
 
 Shapes broadcast (numpy rules); the autodiff driver sums gradients back to each input's
 shape, so the VJP formulas below are written as if no broadcasting happened.
@@ -24,9 +26,9 @@ from common.ops.core import (
 )
 
 __all__ = [
-    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "tanh",
-    "sigmoid", "relu", "clamp", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt",
-    "ge", "logical_and", "logical_or", "logical_not", "cast",
+    "add", "sub", "mul", "div", "pow", "neg", "remainder", "floor_divide", "clone", "clamp",
+    "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+    "logical_or", "logical_not", "cast",
 ]  # fmt: skip
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((), (2, 3))]
@@ -38,7 +40,8 @@ def _float_dtype(x: Aval) -> np.dtype:
     return np.result_type(result_dtype(x), np.float16)
 
 
-def _unary_float(x: Aval) -> Aval:
+def unary_float(x: Aval) -> Aval:
+    """The shape rule of a transcendental function: ints and bools give floats, as numpy's."""
     return Aval(x.shape, _float_dtype(x))
 
 
@@ -53,7 +56,7 @@ def _broadcasting(name: str, dtype_rule=result_dtype):
 # planner writes elementwise ops in place into inputs that die there.
 
 
-def _ufunc(name: str):
+def ufunc_kernel(name: str):
     """The kernel of an op that is one numpy/cupy ufunc (written into `out` if given). It
     says which (`kernel.ufunc`), so generated code can call the ufunc itself."""
     numpy_ufunc = getattr(np, name)
@@ -65,11 +68,11 @@ def _ufunc(name: str):
     return kernel
 
 
-def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2.0, dtype=None):
-    """Declare an elementwise op with the default shape rule and test samples."""
-    if abstract is None:
-        rule = dtype or result_dtype
-        abstract = _broadcasting(name, rule) if arity > 1 else (dtype or same_as_input)
+def elementwise_op(name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=None):
+    """Declare an elementwise op with the default shape rule (broadcasting; `dtype` gives
+    the result's dtype, else numpy's promotion) and test samples drawn in [low, high)."""
+    rule = dtype or result_dtype
+    abstract = _broadcasting(name, rule) if arity > 1 else (dtype or same_as_input)
     shapes = BINARY_SHAPES if arity == 2 else UNARY_SHAPES
     return declare(
         OpDef(name, "elementwise", kernel, abstract, vjp=vjp, expr=expr, writes_out=True,
@@ -79,17 +82,40 @@ def _elementwise(name, kernel, vjp, expr, arity, abstract=None, low=-2.0, high=2
 
 # ---- arithmetic -------------------------------------------------------------------------
 
-ADD = _elementwise("add", _ufunc("add"),
-                   (lambda g, out, x, y: g, lambda g, out, x, y: g), "({0} + {1})", 2)
-SUB = _elementwise("sub", _ufunc("subtract"),
-                   (lambda g, out, x, y: g, lambda g, out, x, y: -g), "({0} - {1})", 2)
-MUL = _elementwise("mul", _ufunc("multiply"),
-                   (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x), "({0} * {1})", 2)
-DIV = _elementwise("div", _ufunc("true_divide"),
-                   (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
-                   "({0} / {1})", 2, low=0.5, high=2.0,
-                   dtype=lambda *a: np.result_type(result_dtype(*a), np.float16))  # fmt: skip
-NEG = _elementwise("neg", _ufunc("negative"), (lambda g, out, x: -g,), "(-{0})", 1)
+ADD = elementwise_op("add", ufunc_kernel("add"),
+                     (lambda g, out, x, y: g, lambda g, out, x, y: g), "({0} + {1})", 2)
+SUB = elementwise_op("sub", ufunc_kernel("subtract"),
+                     (lambda g, out, x, y: g, lambda g, out, x, y: -g), "({0} - {1})", 2)
+MUL = elementwise_op("mul", ufunc_kernel("multiply"),
+                     (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x), "({0} * {1})", 2)
+DIV = elementwise_op("div", ufunc_kernel("true_divide"),
+                     (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
+                     "({0} / {1})", 2, low=0.5, high=2.0,
+                     dtype=lambda *a: np.result_type(result_dtype(*a), np.float16))  # fmt: skip
+NEG = elementwise_op("neg", ufunc_kernel("negative"), (lambda g, out, x: -g,), "(-{0})", 1)
+# Python's // and % (numpy's floor_divide and remainder): the remainder takes the divisor's
+# sign. floor_divide is piecewise constant, so no gradient flows through it (as sign); the
+# remainder x - floor(x / y) * y has torch's gradients 1 and -floor(x / y). numba's own
+# np.floor_divide differs from numpy's at infinities; its // and % do not. (CUDA has no
+# float % or //: the cupy target needs spellings in `common.fusion.CUDA_SPELLING`.)
+FLOOR_DIVIDE = elementwise_op("floor_divide", ufunc_kernel("floor_divide"), None,
+                              "({0} // {1})", 2)
+REMAINDER = elementwise_op("remainder", ufunc_kernel("remainder"),
+                           (lambda g, out, x, y: g,
+                            lambda g, out, x, y: -g * F.floor_divide(x, y)),
+                           "({0} % {1})", 2)  # fmt: skip
+
+
+def _clone_kernel(xp, x, out=None):
+    if out is None:
+        return xp.array(x, copy=True)
+    xp.copyto(out, x)
+    return out
+
+
+# a copy in fresh memory that stays on the tape (torch's clone; detach() leaves the tape)
+CLONE = elementwise_op("clone", _clone_kernel, (lambda g, out, x: g,), "({0})", 1)
+
 
 # x ** k by multiplication for small k: numpy's float32 `power` on negative inputs is ~10x
 # slower than x*x*x. The results equal numpy's to rounding.
@@ -130,36 +156,10 @@ def _pow_vjp_exponent(g, out, x, y):
     return g * out * F.log(F.where(x == 0, 1, x))
 
 
-POW = _elementwise(
+POW = elementwise_op(
     "pow", _pow_kernel, (_pow_vjp_base, _pow_vjp_exponent),
     "({0} ** {1})", 2, low=0.5, high=2.0,
 )  # fmt: skip
-
-# ---- transcendental and other unary functions -------------------------------------------
-
-EXP = _elementwise("exp", _ufunc("exp"), (lambda g, out, x: g * out,), "exp({0})", 1,
-                   dtype=_unary_float)
-LOG = _elementwise("log", _ufunc("log"), (lambda g, out, x: g / x,), "log({0})", 1,
-                   dtype=_unary_float, low=0.2, high=3.0)
-SQRT = _elementwise("sqrt", _ufunc("sqrt"), (lambda g, out, x: g * 0.5 / out,),
-                    "sqrt({0})", 1, dtype=_unary_float, low=0.2, high=3.0)
-TANH = _elementwise("tanh", _ufunc("tanh"),
-                    (lambda g, out, x: g * (1 - out * out),), "tanh({0})", 1, dtype=_unary_float)
-
-
-def _sigmoid_kernel(xp, x, out=None):
-    # 0.5 * tanh(x / 2) + 0.5 never overflows, unlike 1 / (1 + exp(-x))
-    half_tanh = xp.tanh(xp.multiply(x, 0.5, out=out), out=out)
-    return xp.add(xp.multiply(half_tanh, 0.5, out=out), 0.5, out=out)
-
-
-SIGMOID = _elementwise("sigmoid", _sigmoid_kernel, (lambda g, out, x: g * out * (1 - out),),
-                       "(0.5 * tanh(0.5 * {0}) + 0.5)", 1, dtype=_unary_float)
-ABS = _elementwise("abs", _ufunc("abs"), (lambda g, out, x: g * F.sign(x),),
-                   "abs({0})", 1)
-SIGN = _elementwise("sign", _ufunc("sign"), None, "sign({0})", 1)
-RELU = _elementwise("relu", lambda xp, x, out=None: xp.maximum(x, 0, out=out),
-                    (lambda g, out, x: g * (out > 0),), "maximum({0}, 0)", 1)
 
 
 def _half_on_ties(g, mine, other, wins):
@@ -167,14 +167,14 @@ def _half_on_ties(g, mine, other, wins):
     return F.where(mine == other, g * 0.5, F.where(wins, g, 0))
 
 
-MAXIMUM = _elementwise("maximum", _ufunc("maximum"),
-                       (lambda g, out, x, y: _half_on_ties(g, x, y, x > y),
-                        lambda g, out, x, y: _half_on_ties(g, y, x, y > x)),
-                       "maximum({0}, {1})", 2)  # fmt: skip
-MINIMUM = _elementwise("minimum", _ufunc("minimum"),
-                       (lambda g, out, x, y: _half_on_ties(g, x, y, x < y),
-                        lambda g, out, x, y: _half_on_ties(g, y, x, y < x)),
-                       "minimum({0}, {1})", 2)  # fmt: skip
+MAXIMUM = elementwise_op("maximum", ufunc_kernel("maximum"),
+                         (lambda g, out, x, y: _half_on_ties(g, x, y, x > y),
+                          lambda g, out, x, y: _half_on_ties(g, y, x, y > x)),
+                         "maximum({0}, {1})", 2)  # fmt: skip
+MINIMUM = elementwise_op("minimum", ufunc_kernel("minimum"),
+                         (lambda g, out, x, y: _half_on_ties(g, x, y, x < y),
+                          lambda g, out, x, y: _half_on_ties(g, y, x, y < x)),
+                         "minimum({0}, {1})", 2)  # fmt: skip
 
 
 def _clamp_kernel(xp, x, min=None, max=None, out=None):
@@ -234,8 +234,8 @@ WHERE = declare(OpDef(
 # ---- comparisons and casts (no gradient flows through them) -----------------------------
 
 def _comparison(name: str, ufunc: str, template: str) -> OpDef:
-    return _elementwise(name, _ufunc(ufunc), None, template, 2,
-                        dtype=lambda *a: np.dtype(np.bool_))
+    return elementwise_op(name, ufunc_kernel(ufunc), None, template, 2,
+                          dtype=lambda *a: np.dtype(np.bool_))
 
 
 EQ = _comparison("eq", "equal", "({0} == {1})")
@@ -246,8 +246,9 @@ GT = _comparison("gt", "greater", "({0} > {1})")
 GE = _comparison("ge", "greater_equal", "({0} >= {1})")
 LOGICAL_AND = _comparison("logical_and", "logical_and", "logical_and({0}, {1})")
 LOGICAL_OR = _comparison("logical_or", "logical_or", "logical_or({0}, {1})")
-LOGICAL_NOT = _elementwise("logical_not", _ufunc("logical_not"), None, "logical_not({0})", 1,
-                           dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
+LOGICAL_NOT = elementwise_op("logical_not", ufunc_kernel("logical_not"), None,
+                             "logical_not({0})", 1,
+                             dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
 
 
 def _cast_kernel(xp, x, dtype, out=None):
@@ -294,36 +295,19 @@ def neg(x: Any) -> Any:
     return apply(NEG, x)
 
 
-def exp(x: Any) -> Any:
-    return apply(EXP, x)
+def floor_divide(x: Any, y: Any) -> Any:
+    """`x // y`: the quotient rounded down (Python's and torch's floor division)."""
+    return apply(FLOOR_DIVIDE, x, y)
 
 
-def log(x: Any) -> Any:
-    return apply(LOG, x)
+def remainder(x: Any, y: Any) -> Any:
+    """`x % y`, with the sign of the divisor (Python's and torch's remainder, not C's fmod)."""
+    return apply(REMAINDER, x, y)
 
 
-def sqrt(x: Any) -> Any:
-    return apply(SQRT, x)
-
-
-def abs(x: Any) -> Any:  # noqa: A001
-    return apply(ABS, x)
-
-
-def sign(x: Any) -> Any:
-    return apply(SIGN, x)
-
-
-def tanh(x: Any) -> Any:
-    return apply(TANH, x)
-
-
-def sigmoid(x: Any) -> Any:
-    return apply(SIGMOID, x)
-
-
-def relu(x: Any) -> Any:
-    return apply(RELU, x)
+def clone(x: Any) -> Any:
+    """A copy of `x` in its own memory, through which gradients flow (torch's clone)."""
+    return apply(CLONE, x)
 
 
 def clamp(x: Any, min: float | None = None, max: float | None = None) -> Any:  # noqa: A002

@@ -1,13 +1,15 @@
 """Neural-network functions, written from primitives so both engines (and fusion) see through.
 
-Three primitives live here: `unfold` (sliding windows, the im2col view) and its adjoint
-`fold`, and `one_hot`; plus the random `bernoulli` mask for dropout. Everything else
-(softmax, cross_entropy, conv2d, pooling, layer_norm, ...) is a composite of primitives
-with its numerically stable form (max-subtraction).
+Four primitives live here: `unfold` (sliding windows, the im2col view) and its adjoint
+`fold`, `one_hot`, and the binary cross-entropy (for torch's gradient at saturated
+probabilities); plus the random `bernoulli` mask for dropout. Everything else (softmax,
+gelu, the other losses, conv2d, pooling, layer_norm, ...) is a composite of primitives with
+its numerically stable form (max-subtraction).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,13 +17,25 @@ import numpy as np
 from common import functional as F
 from common import random
 from common.dispatch import apply
-from common.ops.core import Aval, DTypeError, OpDef, OpError, ShapeError, aval_of, declare, fmt
+from common.ops.core import (
+    Aval,
+    DTypeError,
+    OpDef,
+    OpError,
+    ShapeError,
+    aval_of,
+    broadcast_shapes,
+    declare,
+    fmt,
+    result_dtype,
+    uniform_samples,
+)
 from common.ops.linalg import LINEAR
 
 __all__ = [
-    "unfold", "fold", "one_hot", "softmax", "log_softmax", "logsumexp", "mse_loss",
-    "cross_entropy", "linear", "conv2d", "max_pool2d", "avg_pool2d", "layer_norm",
-    "embedding", "dropout",
+    "unfold", "fold", "one_hot", "softmax", "log_softmax", "logsumexp", "gelu", "mse_loss",
+    "nll_loss", "cross_entropy", "binary_cross_entropy", "linear", "conv2d", "max_pool2d",
+    "avg_pool2d", "layer_norm", "embedding", "dropout",
 ]  # fmt: skip
 
 
@@ -132,6 +146,29 @@ def one_hot(labels: Any, num_classes: int, dtype: Any = "float32") -> Any:
     return apply(ONE_HOT, labels, num_classes=int(num_classes), dtype=np.dtype(dtype).name)
 
 
+# ---- binary cross-entropy: a primitive, for torch's gradient at p = 0 and 1 ------------
+# Written from log and clamp, the gradient at a saturated probability (a float32 sigmoid is
+# exactly 1 from x = 17 on) would be 0 * inf = nan; torch floors p (1 - p) at 1e-12 instead.
+
+_BCE_EPS = 1e-12
+
+
+def _bce_kernel(xp, p, t):
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100
+        log_p, log_not_p = xp.log(p), xp.log1p(-p)
+    return (t - 1) * xp.maximum(log_not_p, -100.0) - t * xp.maximum(log_p, -100.0)
+
+
+BINARY_CROSS_ENTROPY = declare(OpDef(
+    "binary_cross_entropy", "nn", _bce_kernel,
+    lambda p, t: Aval(broadcast_shapes("binary_cross_entropy", p.shape, t.shape),
+                      result_dtype(p, t)),
+    vjp=(lambda g, out, p, t: g * (p - t) / F.maximum(p * (1.0 - p), _BCE_EPS),
+         lambda g, out, p, t: g * (F.log1p(-p) - F.log(p))),  # unclamped, as torch
+    samples=uniform_samples([((3, 4), (3, 4))], low=0.05, high=0.95),
+))  # fmt: skip
+
+
 # ---- composites -------------------------------------------------------------------------
 
 def _shifted(x: Any, axis: int) -> Any:
@@ -159,24 +196,78 @@ def logsumexp(x: Any, axis: Any = -1, keepdims: bool = False) -> Any:
     return out if keepdims else F.squeeze(out, axis)
 
 
-def mse_loss(pred: Any, target: Any) -> Any:
-    """Mean of squared differences over all elements."""
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    """x * Phi(x), Phi the standard normal CDF: exactly, 0.5 * (1 + erf(x / sqrt 2)), or with
+    `approximate="tanh"` as 0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x**3))), as torch."""
+    if approximate == "none":
+        return 0.5 * x * (1.0 + F.erf(x * _SQRT_HALF))
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + F.tanh(_SQRT_TWO_OVER_PI * (x + 0.044715 * x**3)))
+    raise OpError(f"gelu: approximate={approximate!r} is not 'none' or 'tanh'. Fix: pass "
+                  "'none' for the exact (erf) form or 'tanh' for the approximation.")
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(name: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise OpError(f"{name}: reduction={reduction!r} is not one of {REDUCTIONS}. Fix: "
+                      "'mean' averages the losses, 'sum' adds them, 'none' returns each one.")
+
+
+def _reduced(losses: Any, reduction: str) -> Any:
+    """Per-element (or per-sample) losses reduced as torch's `reduction=` says."""
+    if reduction == "none":
+        return losses
+    return F.mean(losses) if reduction == "mean" else F.sum(losses)
+
+
+def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
+    """Squared differences, averaged over all elements by default."""
+    _check_reduction("mse_loss", reduction)
     pred_shape, target_shape = aval_of(pred).shape, aval_of(target).shape
     if pred_shape != target_shape:
         raise ShapeError(f"mse_loss: prediction {fmt(pred_shape)} and target "
                          f"{fmt(target_shape)} differ in shape. Fix: reshape the target "
                          "to the prediction's shape (broadcasting here is usually a bug).")
     diff = pred - target
-    return F.mean(diff * diff)
+    return _reduced(diff * diff, reduction)
 
 
-def cross_entropy(logits: Any, labels: Any) -> Any:
-    """Mean over the batch of -log softmax(logits)[label]; `labels` are class indices."""
+def nll_loss(log_probs: Any, labels: Any, reduction: str = "mean") -> Any:
+    """-log_probs[i, labels[i]] per sample, averaged over the batch by default; `log_probs`
+    of shape (batch, classes) (a log_softmax), `labels` class indices."""
+    _check_reduction("nll_loss", reduction)
+    if len(log_probs.shape) != 2:
+        raise ShapeError(f"nll_loss: expects log-probabilities of shape (batch, classes), "
+                         f"got {fmt(tuple(log_probs.shape))}. Fix: flatten the leading axes.")
+    picked = F.one_hot(labels, log_probs.shape[-1], log_probs.dtype)
+    return _reduced(-F.sum(log_probs * picked, axis=1), reduction)
+
+
+def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
+    """-log softmax(logits)[i, labels[i]] per sample, averaged over the batch by default;
+    `logits` of shape (batch, classes), `labels` class indices."""
     if len(logits.shape) != 2:
         raise ShapeError(f"cross_entropy: expects logits of shape (batch, classes), got "
                          f"{fmt(tuple(logits.shape))}. Fix: flatten the leading axes.")
-    picked = F.one_hot(labels, logits.shape[-1], logits.dtype)
-    return F.sum(log_softmax(logits, -1) * picked) / -logits.shape[0]
+    return nll_loss(log_softmax(logits, -1), labels, reduction)
+
+
+def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Any:
+    """-(t log p + (1 - t) log(1 - p)) per element on probabilities `probs` (a sigmoid's
+    output), averaged by default; each log clamped at -100, as torch."""
+    _check_reduction("binary_cross_entropy", reduction)
+    if aval_of(probs).shape != aval_of(target).shape:
+        raise ShapeError(f"binary_cross_entropy: probabilities {fmt(aval_of(probs).shape)} and "
+                         f"target {fmt(aval_of(target).shape)} differ in shape. Fix: reshape "
+                         "the target to the probabilities' shape.")
+    return _reduced(apply(BINARY_CROSS_ENTROPY, probs, target), reduction)
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:

@@ -1,4 +1,5 @@
-"""Reductions over axes (sum, max, min; mean is sum / count) and `sum_to_like`, the unbroadcast.
+"""Reductions over axes (sum, max, min, argmax, argmin; mean, var and std are composites) and
+`sum_to_like`, the unbroadcast.
 
 Axes are normalized by the public functions to a sorted tuple of non-negative ints (or None,
 meaning all), so kernels, shape rules and VJPs see one canonical form.
@@ -16,6 +17,7 @@ from common.dispatch import apply
 from common.ops.core import (
     Aval,
     OpDef,
+    OpError,
     ShapeError,
     declare,
     fmt,
@@ -23,7 +25,7 @@ from common.ops.core import (
     uniform_samples,
 )
 
-__all__ = ["sum", "mean", "max", "min", "sum_to_like"]
+__all__ = ["sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "sum_to_like"]
 
 REDUCE_SAMPLES = uniform_samples([((3, 4),)], axis=(1,), keepdims=False)
 
@@ -97,6 +99,25 @@ MAX = _reduction("max", np.dtype, _extremum_vjp)
 MIN = _reduction("min", np.dtype, _extremum_vjp)
 
 
+def _arg_reduction(name: str) -> OpDef:
+    """The index of the extreme value along one axis (None: of the flattened array), as
+    int64; the first one on ties, as numpy and torch. No gradient flows through it."""
+
+    def kernel(xp, x, axis=None, keepdims=False):
+        return _array(getattr(xp, name)(x, axis=axis, keepdims=keepdims).astype(np.int64))
+
+    def abstract(x: Aval, axis=None, keepdims=False) -> Aval:
+        axes = None if axis is None else (axis,)
+        return Aval(_reduced_shape(x.shape, axes, keepdims), np.dtype(np.int64))
+
+    return declare(OpDef(name, "reduction", kernel, abstract,
+                         samples=uniform_samples([((3, 4),)], axis=1, keepdims=False)))
+
+
+ARGMAX = _arg_reduction("argmax")
+ARGMIN = _arg_reduction("argmin")
+
+
 def _sum_to_kernel(xp, x, like):
     """Sum `x` down to the shape of `like` (the inverse of broadcasting `like` to `x`)."""
     shape = like.shape
@@ -142,6 +163,26 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return sum(x, axis, keepdims) / count
 
 
+def var(x: Any, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None) -> Any:
+    """Variance over `axis` (None: all axes): the squared deviations from the mean summed
+    and divided by count - correction. As torch: correction=1 (Bessel's) by default, and
+    `unbiased=False` means correction=0."""
+    if unbiased is not None:
+        correction = int(unbiased)
+    shape = x.shape if hasattr(x, "shape") else ()
+    axes = normalize_axes("var", axis, len(shape))
+    count = math.prod(shape[a] for a in axes)
+    centered = x - mean(x, axes, keepdims=True)
+    return sum(centered * centered, axes, keepdims) / (count - correction)
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None) -> Any:
+    """Standard deviation: the square root of `var` (same arguments)."""
+    return F.sqrt(var(x, axis, keepdims, correction=correction, unbiased=unbiased))
+
+
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Largest value over `axis` (values only; ties share the gradient)."""
     axis = None if axis is None else normalize_axes("max", axis, _ndim(x))
@@ -152,6 +193,26 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Smallest value over `axis` (values only; ties share the gradient)."""
     axis = None if axis is None else normalize_axes("min", axis, _ndim(x))
     return apply(MIN, x, axis=axis, keepdims=keepdims)
+
+
+def _single_axis(name: str, axis: Any, x: Any) -> int | None:
+    """One non-negative axis, or None: an index is taken along one axis at a time."""
+    if axis is None:
+        return None
+    if not isinstance(axis, (int, np.integer)):
+        raise OpError(f"{name}: axis must be one int, or None for the flattened array; got "
+                      f"{axis!r}. Fix: reshape the axes into one first.")
+    return normalize_axes(name, axis, _ndim(x))[0]
+
+
+def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    """Index of the largest value along `axis` (None: in the flattened array), int64."""
+    return apply(ARGMAX, x, axis=_single_axis("argmax", axis, x), keepdims=keepdims)
+
+
+def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    """Index of the smallest value along `axis` (None: in the flattened array), int64."""
+    return apply(ARGMIN, x, axis=_single_axis("argmin", axis, x), keepdims=keepdims)
 
 
 def sum_to_like(x: Any, like: Any) -> Any:

@@ -1,7 +1,8 @@
-"""Shape ops: reshape, permute, broadcast, expand/squeeze, indexing, concat, pad.
+"""Shape ops: reshape, permute, broadcast, expand/squeeze, concat, pad (indexing is in
+`common.ops.indexing`).
 
 Most of these return views (`view=True`): no data moves, and the memory planner knows
-never to write into their output. Indexing with arrays (`x[idx]`) has a scatter-add VJP.
+never to write into their output.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from common.ops.core import (
 
 __all__ = [
     "reshape", "permute", "transpose", "broadcast_to", "broadcast_like", "expand_dims",
-    "squeeze", "getitem", "scatter_add", "concat", "stack", "pad", "stop_gradient", "detach",
-    "flatten",
+    "squeeze", "concat", "cat", "stack", "pad", "stop_gradient", "detach", "flatten",
 ]  # fmt: skip
 
 
@@ -153,101 +153,6 @@ STOP_GRADIENT = declare(OpDef(
 ))  # fmt: skip
 
 
-# ---- indexing ---------------------------------------------------------------------------
-# An index is split into a static template (ints, slices, None, Ellipsis) kept in the
-# params, and array parts (integer or boolean arrays, tensors, symbols) passed as inputs,
-# where the template holds `ARRAY` in their place.
-
-ARRAY = "<array>"
-
-
-def _split_index(index: Any) -> tuple[tuple, list]:
-    parts = index if isinstance(index, tuple) else (index,)
-    template, arrays = [], []
-    for part in parts:
-        if isinstance(part, (slice, int, np.integer, type(None), type(Ellipsis))):
-            template.append(int(part) if isinstance(part, np.integer) else part)
-        elif isinstance(part, (list, bool)) or hasattr(part, "shape"):
-            template.append(ARRAY)
-            arrays.append(np.asarray(part) if isinstance(part, (list, bool)) else part)
-        else:
-            raise OpError(f"getitem: cannot index with a {type(part).__name__}. Fix: use ints, "
-                          "slices, None, ..., or integer/boolean arrays.")
-    return tuple(template), arrays
-
-
-def _join_index(template: tuple, arrays) -> tuple:
-    arrays = iter(arrays)
-    # by value, not identity: a template read back from generated source or a file holds
-    # an equal string, not this object
-    return tuple(next(arrays) if isinstance(part, str) and part == ARRAY else part
-                 for part in template)
-
-
-_UNKNOWN = 1_000_003  # stands in for an unknown dimension while numpy works out the shape
-
-
-def _getitem_abstract(x: Aval, *index_avals: Aval, index: tuple) -> Aval:
-    for a in index_avals:
-        if a.dtype.kind not in "biu":
-            raise OpError(f"getitem: index arrays must hold integers or booleans, got "
-                          f"{a.dtype}. Fix: convert the index with .astype(int).")
-    if any(a.dtype == np.bool_ for a in index_avals):
-        return Aval((None,) + x.shape[sum(a.ndim for a in index_avals):], x.dtype)
-    ghost = np.lib.stride_tricks.as_strided(
-        np.zeros(1, np.int8), tuple(_UNKNOWN if d is None else d for d in x.shape),
-        (0,) * x.ndim)
-    fakes = [np.zeros(tuple(1 if d is None else d for d in a.shape), np.intp)
-             for a in index_avals]
-    try:
-        shape = ghost[_join_index(index, fakes)].shape
-    except IndexError as exc:
-        raise OpError(f"getitem: {exc} (input shape {fmt(x.shape)}). "
-                      "Fix: keep every index inside its axis.") from None
-    return Aval(tuple(None if d >= _UNKNOWN - 1_000 else d for d in shape), x.dtype)
-
-
-def _getitem_vjp(g, out, x, *arrays, index):
-    grads = [F.scatter_add(g, x, index, *arrays)]
-    return grads + [None] * len(arrays)
-
-
-GETITEM = declare(OpDef(
-    "getitem", "shape", lambda xp, x, *arrays, index: x[_join_index(index, arrays)],
-    _getitem_abstract, vjp=_getitem_vjp, view=True,
-    samples=lambda rng: [
-        ((rng.normal(size=(4, 5)), np.array([0, 4, 4])), {"index": (slice(1, 3), ARRAY)}),
-        ((rng.normal(size=(4, 5)), np.array([[3], [0]])), {"index": (ARRAY, slice(None, None, 2))}),
-        ((rng.normal(size=(4, 5)),), {"index": (1, slice(None, None, -2))}),
-    ],
-))  # fmt: skip
-
-
-def _scatter_add_kernel(xp, g, like, *arrays, index):
-    out = xp.zeros(like.shape, dtype=g.dtype)
-    where = _join_index(index, arrays)
-    if arrays:  # repeated indices must accumulate
-        if xp is np:
-            np.add.at(out, where, g)
-        else:
-            import cupyx  # only on the GPU path
-
-            cupyx.scatter_add(out, where, g)
-    else:
-        out[where] = g
-    return out
-
-
-SCATTER_ADD = declare(OpDef(
-    "scatter_add", "shape", _scatter_add_kernel,
-    lambda g, like, *arrays, index: Aval(like.shape, g.dtype),
-    vjp=lambda h, out, g, like, *arrays, index: [F.getitem(h, _join_index(index, arrays))]
-    + [None] * (len(arrays) + 1),
-    samples=lambda rng: [((rng.normal(size=(2, 3)), rng.normal(size=(4, 3))),
-                          {"index": (slice(1, 3),)})],
-))  # fmt: skip
-
-
 # ---- concatenation and padding ----------------------------------------------------------
 
 def _concat_abstract(*xs: Aval, axis: int) -> Aval:
@@ -308,9 +213,16 @@ def reshape(x: Any, *shape: Any) -> Any:
     return apply(RESHAPE, x, shape=shape)
 
 
-def flatten(x: Any, start_dim: int = 1) -> Any:
-    """Merge the axes from `start_dim` on into one (the batch axis stays by default)."""
-    return reshape(x, tuple(x.shape[:start_dim]) + (-1,))
+def flatten(x: Any, start_dim: int = 1, end_dim: int = -1) -> Any:
+    """Merge the axes from `start_dim` to `end_dim` (both included) into one; by default
+    every axis after the batch axis."""
+    shape = tuple(x.shape)
+    first, last = (normalize_axes("flatten", d, len(shape))[0] if shape else 0
+                   for d in (start_dim, end_dim))
+    if first > last:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for "
+                         f"shape {fmt(shape)}. Fix: give start_dim <= end_dim.")
+    return reshape(x, shape[:first] + (-1,) + shape[last + 1:])
 
 
 def permute(x: Any, dims: Any) -> Any:
@@ -363,17 +275,6 @@ def stop_gradient(x: Any) -> Any:
 detach = stop_gradient
 
 
-def getitem(x: Any, index: Any) -> Any:
-    """`x[index]`: ints, slices, None, ..., and integer or boolean arrays."""
-    template, arrays = _split_index(index)
-    return apply(GETITEM, x, *arrays, index=template)
-
-
-def scatter_add(g: Any, like: Any, index: tuple, *arrays: Any) -> Any:
-    """Zeros shaped like `like` with `g` added at `index` (repeats add up): getitem's VJP."""
-    return apply(SCATTER_ADD, g, like, *arrays, index=index)
-
-
 def concat(xs: Any, axis: int = 0) -> Any:
     """Join arrays along an existing axis."""
     xs = list(xs)
@@ -381,6 +282,9 @@ def concat(xs: Any, axis: int = 0) -> Any:
         raise OpError("concat: nothing to concatenate. Fix: pass at least one array.")
     axis = normalize_axes("concat", axis, max(aval_of(x).ndim for x in xs))[0]
     return apply(CONCAT, *xs, axis=axis)
+
+
+cat = concat  # torch's name
 
 
 def stack(xs: Any, axis: int = 0) -> Any:

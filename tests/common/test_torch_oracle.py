@@ -1,5 +1,6 @@
-"""PyTorch as an oracle: the same float64 inputs through `F` (eager) and torch must give the
-same outputs and the same gradients of sum(out * cotangent) for every float input.
+"""PyTorch as an oracle: the same float64 inputs through `F` and torch must give the same
+outputs and the same gradients of sum(out * cotangent) for every float input, in every
+engine: eager, and compiled from placeholders unoptimized (O0) and optimized (O2).
 
 One table of cases (name, diptych function, torch function, input makers); integer and
 boolean inputs (labels, indices, masks) go to both sides but are not differentiated.
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import eager as E
+import symbolic as S
 from common import functional as F
 
 torch = pytest.importorskip("torch", reason="torch not installed: the oracle comparison needs it")
@@ -46,6 +48,16 @@ def labels(classes, *shape):
 
 def mask(*shape):
     return lambda rng: rng.random(shape) > 0.5
+
+
+def probabilities(*shape):
+    """Inside (0, 1), away from the ends where log clamps (binary cross-entropy)."""
+    return lambda rng: rng.uniform(0.05, 0.95, size=shape)
+
+
+def divisors(*shape):
+    """Both signs, away from zero (remainder)."""
+    return lambda rng: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)
 
 
 def const(array):
@@ -98,6 +110,18 @@ ELEMENTWISE = [
     Case("minimum", F.minimum, torch.minimum, [normal(3, 4), normal(4)]),
     Case("minimum-ties", F.minimum, torch.minimum, [ties(3, 4), ties(3, 4)]),
     Case("where", F.where, torch.where, [mask(3, 4), normal(3, 4), normal(4)]),
+    Case("log1p", F.log1p, torch.log1p, [lambda rng: rng.uniform(-0.9, 2.0, size=(3, 4))]),
+    Case("sin", F.sin, torch.sin, [normal(3, 4)]),
+    Case("cos", F.cos, torch.cos, [normal(3, 4)]),
+    Case("erf", F.erf, torch.erf, [normal(3, 4)]),
+    Case("clone", F.clone, torch.clone, [normal(3, 4)]),
+    Case("remainder", F.remainder, torch.remainder, [normal(3, 4), divisors(3, 4)]),
+    Case("remainder-broadcast", F.remainder, torch.remainder,
+         [lambda rng: 4.0 * rng.normal(size=(3, 4)), divisors(4)]),
+    same("remainder-operator", lambda x, y: x % y, [normal(3, 4), divisors(3, 4)]),
+    same("remainder-by-negative-scalar", lambda x: x % -1.5, [normal(3, 4)]),
+    Case("rremainder-scalar", lambda y: 5.0 % y,  # torch has no gradient for `5.0 % y`
+         lambda y: torch.remainder(torch.full_like(y, 5.0), y), [divisors(3, 4)]),
 ]
 POWERS = [
     same(f"pow-scalar-{k}", lambda x, k=k: x**k, [normal(3, 4) if k % 1 == 0 else positive(3, 4)])
@@ -130,15 +154,27 @@ REDUCERS = [
     ("min", F.min, torch.amin),
 ]
 AXES = [(None, False), (None, True), (1, False), (1, True), ((0, 2), False), (-1, True)]
+SPREADS = [("var", F.var, torch.var), ("std", F.std, torch.std)]  # torch's correction=1
 REDUCTIONS = [
     _reduction(name, ours, theirs, axis, keepdims, normal(2, 3, 4))
-    for name, ours, theirs in REDUCERS
+    for name, ours, theirs in REDUCERS + SPREADS
     for axis, keepdims in AXES
 ]
 # torch.amax/amin share the gradient evenly between tied values, as diptych documents
 REDUCTIONS += [
     _reduction(f"{name}-ties", ours, theirs, 1, False, ties(2, 5, 3))
     for name, ours, theirs in REDUCERS[2:]
+]
+REDUCTIONS += [
+    Case(f"{name}-correction{c}", lambda x, f=ours, c=c: f(x, 1, correction=c),
+         lambda x, f=theirs, c=c: f(x, 1, correction=c), [normal(3, 5)])
+    for name, ours, theirs in SPREADS
+    for c in (0, 2)
+] + [
+    Case("std-unbiased-false", lambda x: x.std(unbiased=False),
+         lambda x: x.std(unbiased=False), [normal(3, 5)]),
+    Case("var-method-keepdims", lambda x: x.var(0, keepdims=True),
+         lambda x: x.var(0, keepdim=True), [normal(3, 5)]),
 ]
 
 # ---- linear algebra and shapes ----------------------------------------------------------
@@ -188,6 +224,22 @@ GETITEMS = [
     for name, index in INDICES.items()
 ]
 
+
+
+def _written(x, index, value):
+    """torch's way to the value of x[index] = value: write into a clone."""
+    y = x.clone()
+    y[index] = value
+    return y
+
+
+ROWS = (np.array([3, 0, 2]), slice(None))
+SETITEMS = [
+    Case("setitem-mask-0d-value", F.setitem, _written, [normal(4, 5), mask(4, 5), normal()]),
+    Case("setitem-rows-broadcast-value", lambda x, v: F.setitem(x, ROWS, v),
+         lambda x, v: _written(x, _torch_index(ROWS), v), [normal(4, 5), normal(3, 1)]),
+]
+
 SHAPES = [
     Case(
         "reshape",
@@ -229,11 +281,23 @@ SHAPES = [
     ),
     Case("squeeze", lambda x: F.squeeze(x, 1), lambda x: torch.squeeze(x, 1), [normal(3, 1, 4)]),
     Case("squeeze-all", F.squeeze, torch.squeeze, [normal(1, 3, 1)]),
+    Case("flatten-middle", lambda x: F.flatten(x, 1, 2), lambda x: torch.flatten(x, 1, 2),
+         [normal(2, 3, 4, 5)]),
+    Case("flatten-to-end", lambda x: F.flatten(x, 1), lambda x: torch.flatten(x, 1),
+         [normal(2, 3, 4)]),
+    same("t", lambda x: x.t(), [normal(3, 4)]),
+    same("masked_fill", lambda x, m: x.masked_fill(m, -1.0), [normal(3, 4), mask(3, 4)]),
     Case(
         "concat",
         lambda *xs: F.concat(xs, axis=1),
         lambda *xs: torch.cat(xs, dim=1),
         [normal(2, 3), normal(2, 1), normal(2, 4)],
+    ),
+    Case(
+        "cat",
+        lambda *xs: F.cat(xs, 1),
+        lambda *xs: torch.cat(xs, 1),
+        [normal(2, 3), normal(2, 4)],
     ),
     Case(
         "stack",
@@ -302,8 +366,13 @@ NN = [
         lambda x: torch.logsumexp(x, dim=(0, 2), keepdim=True),
         [normal(3, 4, 5)],
     ),
-    Case("mse_loss", F.mse_loss, TF.mse_loss, [normal(3, 4), normal(3, 4)]),
-    Case("cross_entropy", F.cross_entropy, TF.cross_entropy, [normal(6, 5), labels(5, 6)]),
+    Case("gelu", F.gelu, TF.gelu, [lambda rng: 3.0 * rng.normal(size=(3, 4))]),
+    Case(
+        "gelu-tanh",
+        lambda x: F.gelu(x, approximate="tanh"),
+        lambda x: TF.gelu(x, approximate="tanh"),
+        [lambda rng: 3.0 * rng.normal(size=(3, 4))],
+    ),
     Case(
         "layer_norm",
         lambda x, w, b: F.layer_norm(x, 4, w, b),
@@ -321,7 +390,25 @@ NN = [
     Case("linear-batched-no-bias", F.linear, TF.linear, [normal(2, 4, 3), normal(2, 3)]),
 ]
 
-CASES = ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SHAPES + CONVS + POOLS + NN
+LOSSES = [
+    ("mse_loss", F.mse_loss, TF.mse_loss, [normal(3, 4), normal(3, 4)]),
+    ("cross_entropy", F.cross_entropy, TF.cross_entropy, [normal(6, 5), labels(5, 6)]),
+    ("nll_loss", F.nll_loss, TF.nll_loss,
+     [lambda rng: np.log(rng.dirichlet(np.ones(5), size=6)), labels(5, 6)]),
+    ("binary_cross_entropy", F.binary_cross_entropy, TF.binary_cross_entropy,
+     [probabilities(3, 4), probabilities(3, 4)]),
+    ("binary_cross_entropy-hard-targets", F.binary_cross_entropy, TF.binary_cross_entropy,
+     [probabilities(3, 4), lambda rng: (rng.random((3, 4)) > 0.5).astype(np.float64)]),
+]
+NN += [
+    Case(f"{name}-{reduction}", lambda *a, f=ours, r=reduction: f(*a, reduction=r),
+         lambda *a, f=theirs, r=reduction: f(*a, reduction=r), makers)
+    for name, ours, theirs, makers in LOSSES
+    for reduction in ("mean", "sum", "none")
+]
+
+CASES = (ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SETITEMS + SHAPES + CONVS
+         + POOLS + NN)
 
 
 def _is_float(array: np.ndarray) -> bool:
@@ -337,22 +424,58 @@ def test_case_names_are_unique():
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_matches_torch(case, rng):
-    arrays = [make(rng) for make in case.makers]
+def run_eager(fn: Callable, arrays: list, wrt: list, cotangent: np.ndarray) -> tuple:
+    """fn on eager tensors: its value and the gradients of sum(value * cotangent) with
+    respect to the inputs at positions `wrt`, as numpy arrays."""
+    inputs = [E.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    out = fn(*inputs)
+    grads = E.grad((out * cotangent).sum(), [inputs[i] for i in wrt]) if wrt else ()
+    return out.numpy(), [g.numpy() for g in grads]
+
+
+def run_compiled(optimize: int) -> Callable:
+    """Like `run_eager`, from placeholders with the arrays' shapes and dtypes: one compiled
+    function (at `optimize`) returns the value and the gradients."""
+
+    def run(fn: Callable, arrays: list, wrt: list, cotangent: np.ndarray) -> tuple:
+        inputs = [S.placeholder(a.shape, a.dtype, name=f"x{i}") for i, a in enumerate(arrays)]
+        out = fn(*inputs)
+        grads = S.grad((out * cotangent).sum(), [inputs[i] for i in wrt]) if wrt else []
+        value, *grads = S.compile([out, *grads], inputs=inputs, optimize=optimize)(*arrays)
+        return value, grads
+
+    return run
+
+
+ENGINES = {"eager": run_eager, "compiled-O0": run_compiled(0), "compiled-O2": run_compiled(2)}
+
+
+def torch_reference(fn: Callable, arrays: list, wrt: list, rng) -> tuple:
+    """fn on torch tensors: its value, a cotangent drawn for it, and the gradients of
+    sum(value * cotangent) with respect to the inputs at positions `wrt`."""
+    inputs = [torch.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    out = fn(*inputs)
+    cotangent = rng.normal(size=tuple(out.shape))
+    grads = torch.autograd.grad((out * torch.tensor(cotangent)).sum(), [inputs[i] for i in wrt])
+    return out.detach().numpy(), cotangent, [g.numpy() for g in grads]
+
+
+def assert_matches_torch(ours: Callable, theirs: Callable, arrays: list, engine: str,
+                         rng) -> None:
+    """Values and the gradients of every float input, `ours` in `engine` against torch."""
     wrt = [i for i, a in enumerate(arrays) if _is_float(a)]
-    ours_in = [E.tensor(a, requires_grad=_is_float(a)) for a in arrays]
-    theirs_in = [torch.tensor(a, requires_grad=_is_float(a)) for a in arrays]
-    theirs = case.theirs(*theirs_in)
-    cotangent = rng.normal(size=tuple(theirs.shape))
+    want, cotangent, want_grads = torch_reference(theirs, arrays, wrt, rng)
     # The oracle judges values: a nan where torch has a number must show as a mismatch,
     # not stop at numpy's warning (which the project's pytest config turns into an error).
     with np.errstate(divide="ignore", invalid="ignore"):
-        ours = case.ours(*ours_in)
-        ours_grads = E.grad((ours * cotangent).sum(), [ours_in[i] for i in wrt])
-    _assert_close(ours.numpy(), theirs.detach().numpy(), "forward")
-    theirs_grads = torch.autograd.grad(
-        (theirs * torch.tensor(cotangent)).sum(), [theirs_in[i] for i in wrt]
-    )
-    for i, mine, reference in zip(wrt, ours_grads, theirs_grads):
-        _assert_close(mine.numpy(), reference.numpy(), f"gradient of input {i}")
+        value, grads = ENGINES[engine](ours, arrays, wrt, cotangent)
+    _assert_close(value, want, f"forward ({engine})")
+    for i, mine, reference in zip(wrt, grads, want_grads, strict=True):
+        _assert_close(mine, reference, f"gradient of input {i} ({engine})")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matches_torch(case, engine, rng):
+    arrays = [make(rng) for make in case.makers]
+    assert_matches_torch(case.ours, case.theirs, arrays, engine, rng)
