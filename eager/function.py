@@ -12,6 +12,10 @@
             return g * ((x >= 0) & (x <= 1))
 
     y = Clamp01.apply(x)
+
+A forward may return a tuple of tensors; backward then gets one gradient per output (zeros
+for an output nothing used), as in torch. A Function is eager-only: for a custom op that
+also works on symbols, declare an `OpDef` (docs/custom_ops.md).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from common.methods import ArrayMethods
+from common.autodiff import PartialTuple
+from common.backend import array_module
+from common.methods import ArrayMethods, ConcreteMethods
 from common.ops.core import fmt
 from eager import autograd
 from eager.autograd import Node
@@ -38,18 +44,38 @@ class FunctionContext:
         self.saved_tensors = tensors
 
 
+SYMBOLIC_ARGUMENT = (
+    "{name}.apply got a symbol: an E.Function is eager-only (its forward runs now, on numbers, "
+    "and only the eager tape calls its backward). Fix: declare the op once, for both engines, "
+    "with a kernel, a shape rule and a VJP: `OP = common.ops.core.declare(OpDef(name, kind, "
+    "kernel, abstract, vjp=(...,)))`, then `common.dispatch.apply(OP, x)` works on tensors and "
+    "symbols alike; see docs/custom_ops.md. Or run this part of the model eagerly."
+)
+
+
 class _FunctionOp:
-    """Adapts a Function subclass to the tape's op interface (`name`, `grad_formulas`)."""
+    """Adapts a Function subclass to the tape's op interface (`name`, `grad_formulas`).
+
+    With several outputs its tape entry makes one hidden value that the outputs select from
+    (`_Output`); the gradient reaching it is then a PartialTuple {output index: gradient}."""
 
     vjp = True
 
-    def __init__(self, function: type, ctx: FunctionContext) -> None:
+    def __init__(self, function: type, ctx: FunctionContext, outputs: tuple = ()) -> None:
         self.name = function.__name__
         self.function = function
         self.ctx = ctx
+        # (array module, shape, dtype) per output, for the zero gradient of an unused one
+        self.outputs = [(array_module([o.data]), o.shape, o.dtype) for o in outputs]
+
+    def _output_grads(self, g: Any) -> list:
+        if not self.outputs:
+            return [g]
+        return [g[i] if i in g else Tensor._make(xp.zeros(shape, dtype))
+                for i, (xp, shape, dtype) in enumerate(self.outputs)]
 
     def grad_formulas(self, g, out, inputs, needs, params) -> list:
-        grads = self.function.backward(self.ctx, g)
+        grads = self.function.backward(self.ctx, *self._output_grads(g))
         grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]
         if len(grads) != len(inputs):
             raise RuntimeError(
@@ -78,6 +104,19 @@ class _FunctionOp:
         return grad
 
 
+class _Output:
+    """Output `index` of a multi-output Function: its gradient goes to that slot only."""
+
+    vjp = True
+
+    def __init__(self, function: type, index: int) -> None:
+        self.name = f"{function.__name__}[{index}]"
+        self.index = index
+
+    def grad_formulas(self, g, out, inputs, needs, params) -> list:
+        return [PartialTuple({self.index: g})]
+
+
 def _sums_down_to(grad_shape: tuple, shape: tuple) -> bool:
     """Whether broadcasting `shape` gives `grad_shape`, so that summing undoes it (torch's
     rule for a custom Function's gradient: "expected shape compatible with ...")."""
@@ -99,14 +138,26 @@ class Function:
         raise NotImplementedError("subclasses of Function implement backward(ctx, *grads)")
 
     @classmethod
-    def apply(cls, *args: Any) -> Tensor:
+    def apply(cls, *args: Any) -> Any:
+        """Run forward now and record one tape entry: a Tensor, or a tuple of them when
+        forward returns a tuple."""
+        if any(isinstance(a, ArrayMethods) and not isinstance(a, ConcreteMethods) for a in args):
+            raise TypeError(SYMBOLIC_ARGUMENT.format(name=cls.__name__))
         needs = tuple(isinstance(a, ArrayMethods) and a.requires_grad for a in args)
         ctx = FunctionContext(needs)
         with autograd.no_grad():
             out = cls.forward(ctx, *args)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return one Tensor, got "
-                            f"{type(out).__name__}.")
-        if any(needs) and autograd.is_grad_enabled():
+        several = isinstance(out, tuple)
+        outputs = out if several else (out,)
+        if not outputs or not all(isinstance(o, Tensor) for o in outputs):
+            got = ", ".join(type(o).__name__ for o in outputs) or "an empty tuple"
+            raise TypeError(f"{cls.__name__}.forward must return a Tensor or a tuple of "
+                            f"Tensors, got {got}. Fix: wrap results with E.tensor.")
+        if not (any(needs) and autograd.is_grad_enabled()):
+            return out
+        if not several:
             return Tensor._make(out.data, True, Node(_FunctionOp(cls, ctx), args, {}))
-        return out
+        whole = Tensor._make(outputs[0].data, True, Node(_FunctionOp(cls, ctx, outputs), args, {}))
+        return tuple(Tensor._make(o.data, True, Node(_Output(cls, i), (whole,), {}))
+                     if o.dtype.kind == "f" else o  # no gradient flows through ints or bools
+                     for i, o in enumerate(outputs))
