@@ -125,6 +125,12 @@ class CompiledFunction:
             if name not in by_name:
                 raise FeedError(f"no placeholder is named {name!r}. Expected: "
                                 f"{_expected(inputs)}. Fix: use one of these names.")
+            shared = [i for i, n in enumerate(inputs) if n.name == name]
+            if len(shared) > 1:  # e.g. `x = S.placeholder()` run in a loop: never guess
+                raise FeedError(f"{len(shared)} placeholders are named {name!r} (inputs "
+                                f"{', '.join(map(str, shared))} of {_expected(inputs)}), so "
+                                "feeding by that name is ambiguous. Fix: give each its own "
+                                "name=, or feed them by position.")
             if by_name[name] in values:
                 raise FeedError(f"placeholder {name!r} was fed twice (by position and name). "
                                 "Fix: pass it one way only.")

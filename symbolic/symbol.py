@@ -5,6 +5,11 @@ the user's line, not when the graph runs.
 
 from __future__ import annotations
 
+import ast
+import itertools
+import linecache
+import sys
+import textwrap
 import weakref
 from typing import Any
 
@@ -12,7 +17,7 @@ import numpy as np
 
 from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
-from common.ops.core import Aval, OpError, aval_of, result_dtype, user_line
+from common.ops.core import _FRAMEWORK_DIRS, Aval, OpError, aval_of, result_dtype, user_line
 from symbolic.graph import Node
 
 DEFERRED = (
@@ -138,11 +143,59 @@ def infer_aval(op: Any, avals: list[Aval], params: dict) -> Aval:
 # ---- sources: placeholders, variables, constants ----------------------------------------
 
 def placeholder(shape: tuple | None = None, dtype: Any = "float32", name: str | None = None):
-    """An input fed at each call. `shape=None`: any shape; a None dimension: any size."""
+    """An input fed at each call. `shape=None`: any shape; a None dimension: any size.
+
+    Its name, for feeding by keyword (`c(a=3, b=4)`): `name`, else the variable the caller's
+    line assigns it to (`a = S.placeholder()` is named 'a'), else 'p<id>'."""
     node = Node("placeholder", (), {}, None if shape is None else tuple(shape), np.dtype(dtype),
                 user_line())
-    node.name = name or f"p{node.id}"
+    node.name = name or _assigned_name(sys._getframe(1)) or f"p{node.id}"
     return Symbol(node)
+
+
+def _assigned_name(frame: Any) -> str | None:
+    """The variable that the statement running in `frame` assigns its current call to:
+    `a` for `a = S.placeholder()`, and for each of `x, t = S.placeholder(), S.placeholder()`
+    its own. None when the call is not a whole right-hand side (`a = S.placeholder() * 2`),
+    the target is not a plain name, the source cannot be read, or the caller is diptych's
+    own code (a name from the user's line would then belong to something else)."""
+    code = frame.f_code
+    if code.co_filename.startswith(_FRAMEWORK_DIRS) or not hasattr(code, "co_positions"):
+        return None
+    positions = itertools.islice(code.co_positions(), frame.f_lasti // 2, None)
+    start, end, col, end_col = next(positions)  # of the call being made
+    if start is None or end is None or col is None or end_col is None:
+        return None
+    lines = [linecache.getline(code.co_filename, n) for n in range(start, end + 1)]
+    text = textwrap.dedent("".join(lines))
+    indent = len(lines[0]) - len(text.splitlines(True)[0]) if text else 0  # what dedent took
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # the statement began on an earlier line, or goes on after `end`
+        return None
+    span = (1, col - indent, end - start + 1, end_col - indent)
+    for target, value in _assignments(tree):
+        if (value.lineno, value.col_offset, value.end_lineno, value.end_col_offset) == span:
+            return target.id
+    return None
+
+
+def _assignments(tree: ast.AST) -> list:
+    """(name, value) pairs of `name = value` and `n1, n2 = v1, v2` statements in `tree`."""
+    pairs = []
+    for stmt in ast.walk(tree):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value = stmt.target, stmt.value
+        else:
+            continue
+        if (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+                and len(target.elts) == len(value.elts)):
+            pairs.extend(zip(target.elts, value.elts))
+        else:
+            pairs.append((target, value))
+    return [(t, v) for t, v in pairs if isinstance(t, ast.Name)]
 
 
 class Variable:
@@ -158,11 +211,20 @@ class Variable:
 
 
 def variable(value: Any, name: str | None = None, dtype: Any = None) -> Symbol:
-    """Persistent state (weights): read by every call, changed only through `updates=`."""
+    """Persistent state (weights): read by every call, changed only through `updates=`.
+    Its dtype follows `docs/dtypes.md`: a numpy array keeps its own, Python floats give
+    float32."""
+    return _variable_symbol(Variable(_array(value, dtype), ""), name)
+
+
+def _array(value: Any, dtype: Any) -> np.ndarray:
+    """A copy of `value` with the dtype both engines give it (`docs/dtypes.md`): `dtype` if
+    given; else the value's own if it has one (numpy arrays and scalars, tensors); else
+    numpy's, with float64 made the default float32 (Python floats and lists of them)."""
     array = np.array(value, dtype=dtype)
-    if dtype is None and array.dtype.kind == "f":
+    if dtype is None and not hasattr(value, "dtype") and array.dtype == np.float64:
         array = array.astype(np.float32)
-    return _variable_symbol(Variable(array, ""), name)
+    return array
 
 
 def _variable_symbol(storage: Any, name: str | None) -> Symbol:
@@ -175,10 +237,8 @@ def _variable_symbol(storage: Any, name: str | None) -> Symbol:
 
 
 def constant(value: Any, dtype: Any = None) -> Symbol:
-    """A value baked into the graph (Python floats become float32)."""
-    array = np.array(value, dtype=dtype)
-    if dtype is None and array.dtype == np.float64 and not isinstance(value, np.ndarray):
-        array = array.astype(np.float32)
+    """A value baked into the graph (dtype as `S.variable`'s: Python floats become float32)."""
+    array = _array(value, dtype)
     array.flags.writeable = False  # a constant is shared by every call: nobody may write it
     node = Node("constant", (), {}, array.shape, array.dtype, user_line(), value=array)
     return Symbol(node)

@@ -52,7 +52,7 @@ print("eagerly:", F.cond(E.tensor(ones).sum() > 0, lambda v: v * 2, lambda v: -v
                          E.tensor(ones))[0, 0].item())
 
 # 8. Training inside the graph: the update is part of the compiled step (Theano/TF1 style).
-w = S.variable(np.zeros(3), name="w")
+w = S.variable(np.zeros(3, np.float32), name="w")
 xs, ys = S.placeholder((8, 3), name="xs"), S.placeholder((8,), name="ys")
 loss = F.mse_loss(xs @ w, ys)
 (g,) = S.grad(loss, [w])
