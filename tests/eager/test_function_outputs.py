@@ -11,6 +11,7 @@ import symbolic as S
 from common import functional as F
 from common.dispatch import apply
 from common.ops.core import OPS, Aval, OpDef, declare
+from tests.eager.test_autograd import Clamp01
 
 torch = pytest.importorskip("torch")
 
@@ -115,18 +116,6 @@ def test_forward_returning_something_else_is_refused():
 
 
 # ---- one custom op for both engines ---------------------------------------------------
-
-
-class Clamp01(E.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0, 1)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * ((x >= 0) & (x <= 1))
 
 
 def test_a_function_applied_to_a_symbol_says_how_to_declare_an_op():
