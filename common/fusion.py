@@ -98,7 +98,8 @@ class Program:
         for j, step in enumerate(self.steps):
             args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else repr(a[1])
                     for a in step.args]
-            text = OPS[step.op].expr.format(*args, **dict(step.params))
+            template = OPS[step.op].expr or f"{step.op}({', '.join(['{}'] * len(args))})"
+            text = template.format(*args, **dict(step.params))
             if uses[j] > 1:
                 lets.append(f"t{j} = {text}")
                 text = f"t{j}"
@@ -147,6 +148,15 @@ class ChunkedKernel:
         self._size = int(np.prod(shape))
         self._one_block = self._size <= SMALL or not shape or shape[0] == 1
 
+    def unfused(self, xp: Any, inputs: tuple, out: Any = None) -> Any:
+        """The ops' own kernels one after another on whole arrays (any backend): the
+        unfused plan, for a target that cannot spell an op or failed to build."""
+        out = xp.empty(self.program.shape, self.program.dtype) if out is None else out
+        result = self._block(xp, *inputs, *([None] * (len(self.program.steps) - 1)), out)
+        if result is not out:  # a 0-d result comes back as a scalar
+            xp.copyto(out, result, casting="unsafe")
+        return out
+
     def _buffers(self, rows: int) -> list:
         """One block-sized temporary per step but the last (which writes the output)."""
         cached = getattr(self._scratch, "buffers", None)
@@ -190,93 +200,40 @@ def _has_lead(value: Any, shape: tuple) -> bool:
 
 # ---- numba: one loop nest ---------------------------------------------------------------
 
-# numba calls scalar libm for np.tanh, which no loop can vectorize; for float32 this rational
-# approximation (Eigen's, also XLA's on the CPU; a few ulp) is plain arithmetic that LLVM
-# vectorizes. NaN passes through; from 13 ln 2 = 9.011 on, float32 tanh rounds to +-1, which
-# is returned exactly (infinities included).
-_FAST_TANH = '''
-@numba.njit(inline="always")
-def tanh(x):
-    if x != x:
-        return x
-    if abs(x) >= np.float32(9.0110):
-        return np.float32(1.0) if x > 0 else np.float32(-1.0)
-    x = min(max(x, np.float32(-7.99881172180175781)), np.float32(7.99881172180175781))
-    if abs(x) < np.float32(0.0004):
-        return x
-    x2 = x * x
-    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
-    p = x2 * p + np.float32(-8.60467152213735e-11)
-    p = x2 * p + np.float32(5.12229709037114e-08)
-    p = x2 * p + np.float32(1.48572235717979e-05)
-    p = x2 * p + np.float32(6.37261928875436e-04)
-    p = x2 * p + np.float32(4.89352455891786e-03)
-    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
-    q = x2 * q + np.float32(2.26843463243900e-03)
-    q = x2 * q + np.float32(4.89352518554385e-03)
-    return x * p / q
-'''
-
-_SCALAR_HELPERS = '''
-@numba.njit(inline="always")
-def where(c, a, b):
-    return a if c else b
-
-
-@numba.njit(inline="always")
-def clip(x, lo, hi):
-    return min(max(x, lo), hi)
-'''
-
 # No fast-math flags: each one changes special values somewhere ('nnan'/'ninf' drop NaN and
 # inf, 'nsz' flips the sign of a zero and so of 1/0, 'arcp' turns inf / huge into inf * 0 =
 # NaN, 'contract' (FMA) skips the overflow of x*x in x*x - x*x, 'reassoc' moves an overflow,
 # 'afn' approximates libm); the loops vectorize without them (measured on 300,000 float32:
 # the gelu group 10% slower without, pythagoras, SGD and where as fast).
 
-# numpy's pow kernel takes these Python exponents by multiplication (0.5 as sqrt): the same
-# spelling gives the same bits, and the same NaN for (-inf) ** 0.5.
-_SMALL_POWERS = {1: "(+{0})", 2: "({0} * {0})", 3: "({0} * {0} * {0})",
-                 4: "(({0} * {0}) * ({0} * {0}))", -1: "(1 / {0})", 0.5: "sqrt({0})"}
+SCALAR_TARGETS = ("numba", "cuda")  # the targets that spell each op (numpy runs its kernel)
 
 
-def _numba_pow(args: list[str], params: dict, step: Step) -> str:
-    kind, exponent = step.args[1]
-    if kind == "lit" and type(exponent) in (int, float) and exponent in _SMALL_POWERS:
-        return _SMALL_POWERS[exponent].format(args[0])
-    return f"({args[0]} ** {args[1]})"
+def unspelled(program: Program, target: str) -> list[str]:
+    """The ops of `program` that declare no spelling for `target` (see `OpDef.scalar`)."""
+    return sorted({s.op for s in program.steps if OPS[s.op].spelling(target) is None})
 
 
-def _bound(value: str | None, infinite: str) -> str:
-    return infinite if value is None else value
+def preamble(program: Program, target: str) -> str:
+    """What the program's ops need declared before a `target` kernel, each text once."""
+    seen: dict[str, None] = {}  # in step order, without repeats
+    for step in program.steps:
+        text = OPS[step.op].preamble.get(target, "")
+        seen[(text(program.dtypes) if callable(text) else text).strip("\n")] = None
+    imports = "\n".join(text for text in seen if text and "\n" not in text)  # one-liners first
+    blocks = [text for text in seen if "\n" in text]  # then definitions
+    return "\n\n".join(text for text in [imports, *blocks] if text) + "\n"
 
 
-# How each target spells the ops whose Python template it cannot take as it is; each gets the
-# spelled args and params, and the step.
-NUMBA_SPELLING: dict[str, Callable] = {
-    "clamp": lambda a, p, s: f"clip({a[0]}, {_bound(p['min'], '-np.inf')}, "
-                             f"{_bound(p['max'], 'np.inf')})",
-    "pow": _numba_pow,
-}
-CUDA_SPELLING: dict[str, Callable] = {
-    "clamp": lambda a, p, s: f"_clip({a[0]}, {_bound(p['min'], '-_inf()')}, "
-                             f"{_bound(p['max'], '_inf()')})",
-    "pow": lambda a, p, s: f"_pow({a[0]}, {a[1]})",
-    "maximum": lambda a, p, s: f"_maximum({a[0]}, {a[1]})",
-    "minimum": lambda a, p, s: f"_minimum({a[0]}, {a[1]})",
-    "relu": lambda a, p, s: f"_maximum({a[0]}, 0)",
-    "where": lambda a, p, s: f"_where({a[0]}, {a[1]}, {a[2]})",
-    "logical_not": lambda a, p, s: f"(!{a[0]})",
-    "logical_and": lambda a, p, s: f"({a[0]} && {a[1]})",
-    "logical_or": lambda a, p, s: f"({a[0]} || {a[1]})",
-}
-
-
-def spell(step: Step, args: list[str], literal: Callable[[Any], str], spelling: dict) -> str:
-    """One step in a target language: the op's template, or the target's own spelling."""
+def spell(step: Step, args: list[str], literal: Callable[[Any], str], target: str) -> str:
+    """One step in a target language, as its op declares it: a template or a function."""
     params = {name: None if v is None else literal(v) for name, v in step.params}
-    own = spelling.get(step.op)
-    return own(args, params, step) if own else OPS[step.op].expr.format(*args, **params)
+    spelling = OPS[step.op].spelling(target)
+    if spelling is None:
+        raise ValueError(f"fusion: {step.op} declares no spelling for {target}")
+    if callable(spelling):
+        return spelling(args, params, step)
+    return spelling.format(*args, **params)
 
 
 def number(value: Any, infinity: str = "np.inf", nan: str = "np.nan") -> str:
@@ -306,7 +263,7 @@ def _numba_steps(program: Program, names: list[str]) -> list[str]:
         literal = functools.partial(numba_literal, dtype=program.operand_dtype(step))
         args = [names[v] if kind == "in" else f"t{v}" if kind == "t" else literal(v)
                 for kind, v in step.args]
-        text = spell(step, args, literal, NUMBA_SPELLING)
+        text = spell(step, args, literal, "numba")
         lines.append(f"t{j} = np.{np.dtype(step.dtype).name}({text})")
     return lines
 
@@ -333,9 +290,7 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
     lines = _numba_steps(program, names) + [f"out[{index}] = t{len(program.steps) - 1}"]
     body = "".join(f"{'    ' * (ndim + 1)}{line}\n" for line in lines)
     return (f"import numba\nimport numpy as np\n"
-            f"from numpy import (abs, exp, log, logical_and, logical_not, logical_or, maximum,\n"
-            f"                   minimum, sign, sqrt, tanh)\n"
-            f"{_SCALAR_HELPERS}{_FAST_TANH if _fast_tanh(program) else ''}\n\n"
+            f"{preamble(program, 'numba')}\n\n"
             f"@numba.njit(parallel={parallel}, error_model='numpy')\n"
             f"def kernel(out, {args}):\n{loops}{body}")
 
@@ -403,6 +358,9 @@ def _numpy_reason(program: Program, target: str) -> str | None:
     lacking = sorted(program.dtypes - NUMBA_DTYPES)
     if lacking:
         return f"numba has no {', '.join(lacking)} arithmetic"
+    unfusable = unspelled(program, "numba")
+    if unfusable:
+        return f"{', '.join(unfusable)}: no numba spelling"
     if target == "numba":
         return None
     if int(np.prod(program.shape)) <= SMALL:
@@ -424,6 +382,7 @@ class FusedKernel:
         self.chunked = ChunkedKernel(program)
         self.chosen: Any = None
         self.choice = "not run yet"  # why this target, in words (for the report)
+        self.gpu_choice: str | None = None  # on the GPU: "cupy", or why the ops run unfused
         self.compile_seconds = 0.0
 
     @property
@@ -432,8 +391,7 @@ class FusedKernel:
 
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
         if xp is not np:  # on the GPU: one generated CUDA kernel, written into `out` if given
-            kernel = cupy_kernel(self.program)
-            return kernel(*inputs) if out is None else kernel(*inputs, out)
+            return self._on_gpu(xp, inputs, out)
         if self.chosen is None:
             return self._first_call(inputs, out)
         return self.chosen(xp, *inputs, out=out)
@@ -463,12 +421,37 @@ class FusedKernel:
         return self.chunked(np, *inputs, out=out)
 
     def _numba_failed(self, error: Exception) -> str:
-        """One warning, naming the kernel; the reason the report gives."""
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        warnings.warn(f"{self.name} ({self.program.expression()}): numba could not build it "
-                      f"({type(error).__name__}: {first_line}); it runs with numpy, block by "
-                      f"block, instead.", stacklevel=5)
+        """One warning, naming the kernel and its ops; the reason the report gives."""
+        self._warn_failed("numba", error, "with numpy, block by block (each op's own kernel)")
         return f"numba failed: {type(error).__name__}"
+
+    def _warn_failed(self, target: str, error: Exception, instead: str) -> None:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        ops = ", ".join(dict.fromkeys(s.op for s in self.program.steps))
+        warnings.warn(f"{self.name} ({self.program.expression()}; ops {ops}): {target} could "
+                      f"not build it ({type(error).__name__}: {first_line}); it runs {instead}.",
+                      stacklevel=6)
+
+    def _on_gpu(self, xp: Any, inputs: tuple, out: Any) -> Any:
+        """The CUDA kernel; where an op has no CUDA spelling, or the kernel fails to build
+        (before it writes), the ops' own kernels one after another: the unfused plan."""
+        if self.gpu_choice is None:
+            unfusable = unspelled(self.program, "cuda")
+            self.gpu_choice = f"unfused ({', '.join(unfusable)}: no cuda spelling)"
+            if not unfusable:
+                try:
+                    kernel = cupy_kernel(self.program)
+                    result = kernel(*inputs) if out is None else kernel(*inputs, out)
+                except Exception as error:
+                    self._warn_failed("cuda", error, "op by op, unfused")
+                    self.gpu_choice = f"unfused (cuda failed: {type(error).__name__})"
+                else:
+                    self.gpu_choice = "cupy"
+                    return result
+        if self.gpu_choice == "cupy":
+            kernel = cupy_kernel(self.program)
+            return kernel(*inputs) if out is None else kernel(*inputs, out)
+        return self.chunked.unfused(xp, inputs, out)
 
 
 # ---- cupy: an ElementwiseKernel ---------------------------------------------------------
@@ -488,7 +471,7 @@ def cupy_source(program: Program) -> str:
     for step in program.steps:
         args = [names[v] if kind == "in" else done[v] if kind == "t" else literal(v)
                 for kind, v in step.args]
-        done.append(spell(step, args, literal, CUDA_SPELLING))
+        done.append(spell(step, args, literal, "cuda"))
     return f"out = {done[-1]}"
 
 
@@ -500,7 +483,8 @@ def cupy_kernel(program: Program) -> Any:
         # a type placeholder per input (cupy's are single capital letters): dtypes may differ
         params = ", ".join(f"{chr(ord('A') + i)} a{i}" for i in range(program.n_inputs))
         kernel = cupy.ElementwiseKernel(params, f"{program.dtype} out", cupy_source(program),
-                                        "diptych_fused", preamble=_CUDA_PREAMBLE)
+                                        "diptych_fused",
+                                        preamble=_CUDA_PREAMBLE + preamble(program, "cuda"))
         _cupy_kernels[program] = kernel
     return kernel
 
@@ -508,20 +492,4 @@ def cupy_kernel(program: Program) -> Any:
 _CUDA_PREAMBLE = """
 __device__ float _inf() { return __int_as_float(0x7f800000); }
 __device__ float _nan() { return __int_as_float(0x7fc00000); }
-template <typename C, typename A, typename B>
-__device__ A _where(C c, A a, B b) { return c ? a : (A)b; }
-template <typename X, typename L, typename H>
-__device__ X _clip(X x, L lo, H hi) { return min(max(x, (X)lo), (X)hi); }
-template <typename X>
-__device__ X sign(X x) { return (x > 0) - (x < 0); }
-template <typename A, typename B>
-__device__ A _maximum(A a, B b) { return a > (A)b ? a : (A)b; }
-template <typename A, typename B>
-__device__ A _pow(A x, B y) {  // small integer powers by multiplication, as on the CPU
-  if (y == (B)2) return x * x;
-  if (y == (B)3) return x * x * x;
-  return pow(x, (A)y);
-}
-template <typename A, typename B>
-__device__ A _minimum(A a, B b) { return a < (A)b ? a : (A)b; }
-"""
+"""  # the literals' names; what each op needs comes from its declaration

@@ -58,7 +58,8 @@ class CompileReport:
                     f"{1e3 * self.compile_seconds:.1f} ms")
         for op in self.fused_kernels:
             kernel = op.kernel
-            rows.append(f"\n{op.name}: {op.doc}\n  target: {kernel.choice}; build "
+            target = kernel.gpu_choice or kernel.choice  # the GPU's, where it ran there
+            rows.append(f"\n{op.name}: {op.doc}\n  target: {target}; build "
                         f"{1e3 * kernel.compile_seconds:.0f} ms (apart from run time)")
             rows += [f"  | {line}" for line in kernel.source.splitlines()]
         return "\n".join(rows)

@@ -6,7 +6,7 @@ builds graph nodes), and the flags that graph passes read.
 
     EXP = declare(OpDef("exp", "elementwise", kernel=lambda xp, x: xp.exp(x),
                         abstract=same_as_input, vjp=(lambda g, out, x: g * out,),
-                        expr="exp({0})"))
+                        expr="exp({0})", preamble={"numba": "from numpy import exp"}))
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -157,6 +157,12 @@ class OpDef:
     abstract: Callable[..., Aval]  # abstract(*avals, **params) -> Aval, or raises OpError
     vjp: Any = None  # per-input formulas f(g, out, *inputs, **params), or one returning a list
     expr: str | None = None  # fused-expression template for elementwise ops: "({0} + {1})"
+    # per fusion target ("numba", "cuda"): a template, or spelling(args, params, step) -> str,
+    # that replaces `expr` there; None: never fused on that target
+    scalar: Mapping[str, Any] = field(default_factory=dict)
+    # per fusion target: source a fused kernel needs for this op (numba: imports and njit
+    # helpers; cuda: device functions), or a function of the kernel's dtypes giving it
+    preamble: Mapping[str, Any] = field(default_factory=dict)
     view: bool = False  # the output may alias input 0 (no copy): never write into it
     stateful: bool = False  # draws random numbers: never folded, merged or cached
     writes_out: bool = False  # the kernel takes `out=`: the memory plan may give it a buffer
@@ -165,6 +171,10 @@ class OpDef:
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
+
+    def spelling(self, target: str) -> Any:
+        """How `target` spells this op inside a fused kernel; None where it cannot."""
+        return self.scalar.get(target, self.expr)
 
     def eval_abstract(self, *args: Any, **params: Any) -> Aval:
         return self.abstract(*(aval_of(a) for a in args), **params)

@@ -1,5 +1,6 @@
 """Elementwise ops: arithmetic, comparisons, selection and casts. Each entry holds its
-kernel, shape rule, VJP and fused-expression template; the unary math functions (exp, sin,
+kernel, shape rule, VJP and fused-expression template (with what each fusion target needs
+to spell it: `scalar` and `preamble`, see `OpDef`); the unary math functions (exp, sin,
 ...) are in `common.ops.unary`, declared with the helpers below.
 
 Shapes broadcast (numpy rules); the autodiff driver sums gradients back to each input's
@@ -68,14 +69,17 @@ def ufunc_kernel(name: str):
     return kernel
 
 
-def elementwise_op(name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=None):
+def elementwise_op(name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=None,
+                   scalar=None, preamble=None):
     """Declare an elementwise op with the default shape rule (broadcasting; `dtype` gives
-    the result's dtype, else numpy's promotion) and test samples drawn in [low, high)."""
+    the result's dtype, else numpy's promotion) and test samples drawn in [low, high);
+    `scalar` and `preamble` are the fusion targets' own spellings (see `OpDef`)."""
     rule = dtype or result_dtype
     abstract = _broadcasting(name, rule) if arity > 1 else (dtype or same_as_input)
     shapes = BINARY_SHAPES if arity == 2 else UNARY_SHAPES
     return declare(
         OpDef(name, "elementwise", kernel, abstract, vjp=vjp, expr=expr, writes_out=True,
+              scalar=scalar or {}, preamble=preamble or {},
               samples=uniform_samples(shapes, low, high))
     )  # fmt: skip
 
@@ -96,14 +100,36 @@ NEG = elementwise_op("neg", ufunc_kernel("negative"), (lambda g, out, x: -g,), "
 # Python's // and % (numpy's floor_divide and remainder): the remainder takes the divisor's
 # sign. floor_divide is piecewise constant, so no gradient flows through it (as sign); the
 # remainder x - floor(x / y) * y has torch's gradients 1 and -floor(x / y). numba's own
-# np.floor_divide differs from numpy's at infinities; its // and % do not. (CUDA has no
-# float % or //: the cupy target needs spellings in `common.fusion.CUDA_SPELLING`.)
+# np.floor_divide differs from numpy's at infinities; its // and % do not. CUDA has no
+# float % or //: numpy's npy_divmod, spelled in C (fused groups compute floats).
+_CUDA_DIVMOD = """
+template <typename T>
+__device__ T _floored(T a, T b, T* mod) {  // numpy's npy_divmod, for floats
+  T rem = fmod(a, b);
+  if (b == (T)0) { *mod = rem; return a / b; }
+  T div = (a - rem) / b;
+  if (rem != (T)0) {
+    if ((b < (T)0) != (rem < (T)0)) { rem += b; div -= (T)1; }
+  } else {
+    rem = copysign((T)0, b);
+  }
+  *mod = rem;
+  if (div != (T)0) { T down = floor(div); return div - down > (T)0.5 ? down + (T)1 : down; }
+  return copysign((T)0, a / b);
+}
+template <typename A, typename B, typename T = decltype(A() + B())>
+__device__ T _floor_divide(A a, B b) { T mod; return _floored((T)a, (T)b, &mod); }
+template <typename A, typename B, typename T = decltype(A() + B())>
+__device__ T _remainder(A a, B b) { T mod; _floored((T)a, (T)b, &mod); return mod; }
+"""
 FLOOR_DIVIDE = elementwise_op("floor_divide", ufunc_kernel("floor_divide"), None,
-                              "({0} // {1})", 2)
+                              "({0} // {1})", 2, scalar={"cuda": "_floor_divide({0}, {1})"},
+                              preamble={"cuda": _CUDA_DIVMOD})  # fmt: skip
 REMAINDER = elementwise_op("remainder", ufunc_kernel("remainder"),
                            (lambda g, out, x, y: g,
                             lambda g, out, x, y: -g * F.floor_divide(x, y)),
-                           "({0} % {1})", 2)  # fmt: skip
+                           "({0} % {1})", 2, scalar={"cuda": "_remainder({0}, {1})"},
+                           preamble={"cuda": _CUDA_DIVMOD})  # fmt: skip
 
 
 def _clone_kernel(xp, x, out=None):
@@ -144,6 +170,29 @@ def _pow_kernel(xp, x, y, out=None):
     return xp.power(x, y, out=out)
 
 
+# numba spells the same exponents the same way: the same bits, and the same NaN for
+# (-inf) ** 0.5
+_SMALL_POWERS = {1: "(+{0})", 2: "({0} * {0})", 3: "({0} * {0} * {0})",
+                 4: "(({0} * {0}) * ({0} * {0}))", -1: "(1 / {0})", 0.5: "sqrt({0})"}
+
+
+def _numba_pow(args: list[str], params: dict, step: Any) -> str:
+    kind, exponent = step.args[1]
+    if kind == "lit" and type(exponent) in (int, float) and exponent in _SMALL_POWERS:
+        return _SMALL_POWERS[exponent].format(args[0])
+    return f"({args[0]} ** {args[1]})"
+
+
+_CUDA_POW = """
+template <typename A, typename B>
+__device__ A _pow(A x, B y) {  // small integer powers by multiplication, as on the CPU
+  if (y == (B)2) return x * x;
+  if (y == (B)3) return x * x * x;
+  return pow(x, (A)y);
+}
+"""
+
+
 def _pow_vjp_base(g, out, x, y):
     """g * y * x**(y-1), taken as 0 where y == 0 (x**0 is constant, even at x == 0)."""
     if isinstance(y, (int, float)):
@@ -159,6 +208,8 @@ def _pow_vjp_exponent(g, out, x, y):
 POW = elementwise_op(
     "pow", _pow_kernel, (_pow_vjp_base, _pow_vjp_exponent),
     "({0} ** {1})", 2, low=0.5, high=2.0,
+    scalar={"numba": _numba_pow, "cuda": "_pow({0}, {1})"},
+    preamble={"numba": "from numpy import sqrt", "cuda": _CUDA_POW},
 )  # fmt: skip
 
 
@@ -167,14 +218,26 @@ def _half_on_ties(g, mine, other, wins):
     return F.where(mine == other, g * 0.5, F.where(wins, g, 0))
 
 
+CUDA_MAXIMUM = """
+template <typename A, typename B>
+__device__ A _maximum(A a, B b) { return a > (A)b ? a : (A)b; }
+"""
+_CUDA_MINIMUM = """
+template <typename A, typename B>
+__device__ A _minimum(A a, B b) { return a < (A)b ? a : (A)b; }
+"""
 MAXIMUM = elementwise_op("maximum", ufunc_kernel("maximum"),
                          (lambda g, out, x, y: _half_on_ties(g, x, y, x > y),
                           lambda g, out, x, y: _half_on_ties(g, y, x, y > x)),
-                         "maximum({0}, {1})", 2)  # fmt: skip
+                         "maximum({0}, {1})", 2, scalar={"cuda": "_maximum({0}, {1})"},
+                         preamble={"numba": "from numpy import maximum",
+                                   "cuda": CUDA_MAXIMUM})  # fmt: skip
 MINIMUM = elementwise_op("minimum", ufunc_kernel("minimum"),
                          (lambda g, out, x, y: _half_on_ties(g, x, y, x < y),
                           lambda g, out, x, y: _half_on_ties(g, y, x, y < x)),
-                         "minimum({0}, {1})", 2)  # fmt: skip
+                         "minimum({0}, {1})", 2, scalar={"cuda": "_minimum({0}, {1})"},
+                         preamble={"numba": "from numpy import minimum",
+                                   "cuda": _CUDA_MINIMUM})  # fmt: skip
 
 
 def _clamp_kernel(xp, x, min=None, max=None, out=None):
@@ -197,9 +260,27 @@ def _clamp_vjp(g, out, x, min=None, max=None):
     return F.where(inside, g, 0) if inside is not None else g
 
 
+def _bound(value: str | None, infinite: str) -> str:
+    return infinite if value is None else value
+
+
+_NUMBA_CLIP = '''
+@numba.njit(inline="always")
+def clip(x, lo, hi):
+    return min(max(x, lo), hi)
+'''
+_CUDA_CLIP = """
+template <typename X, typename L, typename H>
+__device__ X _clip(X x, L lo, H hi) { return min(max(x, (X)lo), (X)hi); }
+"""
 CLAMP = declare(OpDef(
     "clamp", "elementwise", _clamp_kernel, same_as_input, vjp=(_clamp_vjp,), writes_out=True,
     expr="clip({0}, {min}, {max})",
+    scalar={"numba": lambda a, p, s: f"clip({a[0]}, {_bound(p['min'], '-np.inf')}, "
+                                     f"{_bound(p['max'], 'np.inf')})",
+            "cuda": lambda a, p, s: f"_clip({a[0]}, {_bound(p['min'], '-_inf()')}, "
+                                    f"{_bound(p['max'], '_inf()')})"},
+    preamble={"numba": _NUMBA_CLIP, "cuda": _CUDA_CLIP},
     samples=lambda rng: [((rng.uniform(-2, 2, (3, 4)),), {"min": -0.5, "max": 0.7}),
                          ((rng.uniform(-2, 2, (5,)),), {"min": 0.0})],
 ))  # fmt: skip
@@ -222,10 +303,20 @@ def _where_abstract(cond: Aval, x: Aval, y: Aval) -> Aval:
     return Aval(broadcast_shapes("where", cond.shape, x.shape, y.shape), result_dtype(x, y))
 
 
+_NUMBA_WHERE = '''
+@numba.njit(inline="always")
+def where(c, a, b):
+    return a if c else b
+'''
+_CUDA_WHERE = """
+template <typename C, typename A, typename B>
+__device__ A _where(C c, A a, B b) { return c ? a : (A)b; }
+"""
 WHERE = declare(OpDef(
     "where", "elementwise", _where_kernel, _where_abstract,
     vjp=(None, lambda g, out, c, x, y: F.where(c, g, 0), lambda g, out, c, x, y: F.where(c, 0, g)),
-    expr="where({0}, {1}, {2})", writes_out=True,
+    expr="where({0}, {1}, {2})", writes_out=True, scalar={"cuda": "_where({0}, {1}, {2})"},
+    preamble={"numba": _NUMBA_WHERE, "cuda": _CUDA_WHERE},
     samples=lambda rng: [((rng.uniform(-1, 1, (3, 4)) > 0, rng.normal(size=(3, 4)),
                            rng.normal(size=(4,))), {})],
 ))  # fmt: skip
@@ -233,9 +324,9 @@ WHERE = declare(OpDef(
 
 # ---- comparisons and casts (no gradient flows through them) -----------------------------
 
-def _comparison(name: str, ufunc: str, template: str) -> OpDef:
+def _comparison(name: str, ufunc: str, template: str, **spellings: Any) -> OpDef:
     return elementwise_op(name, ufunc_kernel(ufunc), None, template, 2,
-                          dtype=lambda *a: np.dtype(np.bool_))
+                          dtype=lambda *a: np.dtype(np.bool_), **spellings)
 
 
 EQ = _comparison("eq", "equal", "({0} == {1})")
@@ -244,11 +335,17 @@ LT = _comparison("lt", "less", "({0} < {1})")
 LE = _comparison("le", "less_equal", "({0} <= {1})")
 GT = _comparison("gt", "greater", "({0} > {1})")
 GE = _comparison("ge", "greater_equal", "({0} >= {1})")
-LOGICAL_AND = _comparison("logical_and", "logical_and", "logical_and({0}, {1})")
-LOGICAL_OR = _comparison("logical_or", "logical_or", "logical_or({0}, {1})")
+LOGICAL_AND = _comparison("logical_and", "logical_and", "logical_and({0}, {1})",
+                          scalar={"cuda": "({0} && {1})"},
+                          preamble={"numba": "from numpy import logical_and"})
+LOGICAL_OR = _comparison("logical_or", "logical_or", "logical_or({0}, {1})",
+                         scalar={"cuda": "({0} || {1})"},
+                         preamble={"numba": "from numpy import logical_or"})
 LOGICAL_NOT = elementwise_op("logical_not", ufunc_kernel("logical_not"), None,
                              "logical_not({0})", 1,
-                             dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)))
+                             dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)),
+                             scalar={"cuda": "(!{0})"},
+                             preamble={"numba": "from numpy import logical_not"})
 
 
 def _cast_kernel(xp, x, dtype, out=None):

@@ -6,7 +6,9 @@ kernel (`common.fusion`), so intermediates never travel through memory.
 
 A group grows from a root through its inputs. A node joins only if every use of it is
 inside the group and it has the group's shape: the group then has one output, and no path
-can leave the group and come back (the group stays convex, so no cycle can form).
+can leave the group and come back (the group stays convex, so no cycle can form). An op
+joins only if its declaration spells it for some target (`OpDef.expr`, `OpDef.scalar`); one
+that spells it for none stays out, and the pass's report says so.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import itertools
 import math
 from collections import Counter
 
-from common.fusion import FusedKernel, Program, Step, is_number
+from common.fusion import SCALAR_TARGETS, FusedKernel, Program, Step, is_number
 from common.ops.core import Aval, OpDef
 from symbolic.graph import Graph, Node
 from symbolic.passes.rewrite import Rewriter, provenance, rebuilt
@@ -29,10 +31,21 @@ MIN_ELEMENTS = 1 << 16
 
 
 def _fusable(node: Node) -> bool:
-    return (not node.is_source and node.op.kind == "elementwise" and node.op.expr is not None
+    return _candidate(node) and _spelled(node.op)
+
+
+def _candidate(node: Node) -> bool:
+    """An elementwise node that a fused kernel could hold, if its op says how to spell it."""
+    return (not node.is_source and node.op.kind == "elementwise" and node.op.writes_out
             and not node.op.stateful and node.shape is not None and None not in node.shape
             and node.dtype.kind in "fb" and math.prod(node.shape) >= MIN_ELEMENTS
             and _numbers_only(node))
+
+
+def _spelled(op: OpDef) -> bool:
+    """Whether some target spells the op (see `OpDef.scalar`); the numpy target runs its
+    kernel, and a target that cannot spell one of a group's ops runs it unfused."""
+    return any(op.spelling(target) is not None for target in SCALAR_TARGETS)
 
 
 def _numbers_only(node: Node) -> bool:
@@ -115,7 +128,9 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
     root_of = {g[-1].id: g for g in groups}
     inside = {m.id for g in groups for m in g[:-1]}
     rw = Rewriter()
-    changes = []
+    changes = [f"left {n.label} {n.op_name} unfused: its op declares no fused expression for "
+               f"any target ({', '.join(SCALAR_TARGETS)})"
+               for n in graph.nodes if _candidate(n) and not _spelled(n.op)]
     for node in graph.nodes:
         if node.id in inside:
             continue  # computed inside its group's kernel
