@@ -26,8 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from symbolic.graph import Graph, Node, format_node
-from symbolic.passes.dead_code import live_ids
+from symbolic.graph import Graph, Node, format_node, live_ids
 
 COMMENT_WIDTH = 100  # user text quoted in a comment is cut to this many characters
 

@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 
 from common.dispatch import ContextStack
-from common.ops.core import Aval, OpDef
+from common.ops.core import Aval, OpDef, OpError, result_dtype
 
 SOURCES = ("placeholder", "variable", "constant")
 _ids = itertools.count(1)
@@ -150,6 +150,12 @@ def ancestors_in_order(roots: list[Node], stop: set[int] = frozenset()) -> list[
     return order
 
 
+def live_ids(graph: Graph) -> set[int]:
+    """Ids of the nodes the outputs and updates depend on (inputs always stay)."""
+    roots = list(graph.outputs) + [n for pair in graph.updates for n in pair]
+    return {n.id for n in ancestors_in_order(roots)} | {n.id for n in graph.inputs}
+
+
 def body_graphs(node: Node) -> list[Graph]:
     """The subgraphs of a control-flow node (cond's branches, a loop's test and body)."""
     values = [v for p in node.params.values() for v in (p if isinstance(p, tuple) else (p,))]
@@ -212,23 +218,6 @@ class Graph:
             lines.append(f"  update {var.label} ({var.name}) <- {value.label}")
         return "\n".join(lines + ["}"])
 
-    def to_dot(self, **options: Any) -> str:
-        """The picture's DOT source (options: see `symbolic.visualize.to_dot`)."""
-        from symbolic.visualize import to_dot
-
-        return to_dot(self, **options)
-
-    def render(self, path: Any, format: str | None = None, **options: Any) -> Any:
-        """Draw the graph to `path` (svg, png, pdf or dot): `symbolic.visualize.render`."""
-        from symbolic.visualize import render
-
-        return render(self, path, format, **options)
-
-    def _repr_svg_(self) -> str | None:  # Jupyter shows the picture
-        from symbolic.visualize import svg
-
-        return svg(self)
-
     def to_networkx(self) -> nx.MultiDiGraph:
         """The graph for analysis: nodes keyed by id with op, shape, dtype and source;
         an edge per use, keyed by the argument position."""
@@ -242,3 +231,15 @@ class Graph:
         for var, value in self.updates:
             g.add_edge(value.id, var.id, key="update")
         return g
+
+
+def infer_aval(op: Any, avals: list[Aval], params: dict) -> Aval:
+    """The op's shape rule, or, with an input of unknown rank, only its dtype."""
+    if all(a.weak or a.shape is not None or a.dtype == object for a in avals):  # tuples
+        return op.abstract(*avals, **params)
+    scalars = [Aval((), a.dtype, a.weak) for a in avals]
+    try:
+        dtype = op.abstract(*scalars, **params).dtype
+    except OpError:
+        dtype = result_dtype(*avals)
+    return Aval(None, dtype)

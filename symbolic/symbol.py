@@ -17,8 +17,8 @@ import numpy as np
 
 from common.methods import ArrayMethods
 from common.nn.parameter import Parameter
-from common.ops.core import _FRAMEWORK_DIRS, Aval, OpError, aval_of, result_dtype, user_line
-from symbolic.graph import Node
+from common.ops.core import _FRAMEWORK_DIRS, Aval, OpError, aval_of, user_line
+from symbolic.graph import Node, infer_aval
 
 DEFERRED = (
     "{what} a symbol: a symbol has no value until the graph runs (deferred execution), so "
@@ -126,18 +126,6 @@ class Symbol(ArrayMethods):
         from symbolic.compiler import compiled_for_symbol
 
         return compiled_for_symbol(self)(*args, **kwargs)
-
-
-def infer_aval(op: Any, avals: list[Aval], params: dict) -> Aval:
-    """The op's shape rule, or, with an input of unknown rank, only its dtype."""
-    if all(a.weak or a.shape is not None or a.dtype == object for a in avals):  # tuples
-        return op.abstract(*avals, **params)
-    scalars = [Aval((), a.dtype, a.weak) for a in avals]
-    try:
-        dtype = op.abstract(*scalars, **params).dtype
-    except OpError:
-        dtype = result_dtype(*avals)
-    return Aval(None, dtype)
 
 
 # ---- sources: placeholders, variables, constants ----------------------------------------

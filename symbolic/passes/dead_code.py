@@ -8,20 +8,7 @@ gradient nobody asked for, an auxiliary output); rewrites leave replaced nodes b
 
 from __future__ import annotations
 
-from symbolic.graph import Graph, Node, format_node
-
-
-def live_ids(graph: Graph) -> set[int]:
-    """Ids of the nodes the outputs and updates depend on (inputs always stay)."""
-    live: set[int] = set()
-    stack = list(graph.outputs) + [n for pair in graph.updates for n in pair]
-    while stack:
-        node = stack.pop()
-        if node.id in live:
-            continue
-        live.add(node.id)
-        stack.extend(a for a in node.inputs if isinstance(a, Node) and a.id not in live)
-    return live | {n.id for n in graph.inputs}
+from symbolic.graph import Graph, format_node, live_ids
 
 
 def eliminate_dead_code(graph: Graph) -> tuple[Graph, list[str]]:

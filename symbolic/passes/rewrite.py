@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from common.ops.core import aval_of
-from symbolic.graph import Graph, Node
-from symbolic.symbol import infer_aval
+from symbolic.graph import Graph, Node, infer_aval
 
 
 def lines_of(*nodes: Node) -> tuple:

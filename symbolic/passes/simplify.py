@@ -15,9 +15,8 @@ from typing import Callable
 
 from common.ops import OPS
 from common.ops.core import aval_of
-from symbolic.graph import Graph, Node, format_node
+from symbolic.graph import Graph, Node, format_node, infer_aval
 from symbolic.passes.rewrite import Rewriter, rewrite
-from symbolic.symbol import infer_aval
 
 
 def _is_number(arg: object, value: float) -> bool:

@@ -10,7 +10,7 @@ from common import functional as F
 from compare import zoo
 from compare.pictures import compile_model
 from symbolic import visualize as V
-from symbolic.visualize_passes import diff_graphs, pass_dots
+from symbolic.visualize import diff_graphs, pass_dots
 
 
 def stage_diffs(fn) -> dict:

@@ -1,16 +1,5 @@
-"""Pictures of symbolic graphs (Graphviz): a graph as traced or optimized, the passes one by
-one with what each changed, and the memory plan as a chart (matplotlib).
+"""One graph as a picture (Graphviz): clusters, regions, fused kernels, control-flow bodies."""
 
-    f = S.compile(c, inputs=[a, b])
-    render(f, "c.svg", stage="both")            # traced and optimized, side by side
-    render_passes(f, "passes/")                 # one picture per pass
-    render_memory_plan(f, "memory.png")
-
-Node names in the DOT text are positions in `graph.nodes` (never the global node ids), so
-the same graph gives the same text in every run. The backward part of a training graph is
-told apart by its source line: `S.grad` names the line that called it, so an op whose line
-calls `grad(` was built by S.grad; ops that only the updates need form the update part.
-"""
 
 from __future__ import annotations
 
@@ -468,22 +457,3 @@ def svg(obj: Any, stage: str | None = None) -> str | None:
     if not style.dot_available():
         return None
     return style.pipe(to_dot(obj, stage), "svg").decode()
-
-
-# ---- what the passes did (symbolic.visualize_passes) ------------------------------------
-
-def render_passes(fn: Any, target: Any, format: str = "svg",
-                  max_nodes: int = style.MAX_NODES) -> list[pathlib.Path]:
-    """The graph after each pass of `fn.report`, with what the pass added, removed or merged
-    highlighted: one file per stage in the folder `target`, or one page if it ends in .html."""
-    from symbolic.visualize_passes import render_passes as draw
-
-    return draw(fn, target, format, max_nodes)
-
-
-def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pathlib.Path:
-    """The memory plan as a chart: buffer lifetimes over the schedule, values sharing a
-    buffer in one colour, in-place writes hatched, planned bytes against the eager peak."""
-    from symbolic.visualize_passes import render_memory_plan as draw
-
-    return draw(fn, path, eager_peak)
