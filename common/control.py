@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from common import functional as F
 from common.dispatch import owner_engine
+from common.ops import control as _control_ops  # noqa: F401  (declares the control ops)
 from common.ops.core import OpError
 
 __all__ = ["cond", "while_loop", "scan"]

@@ -24,16 +24,20 @@ from common import functional as F
 from common.autodiff import PartialTuple
 from common.control import leaves, rebuild
 from common.dispatch import apply
-from common.ops.core import Aval, OpDef, OpError, declare
+from common.ops.control import COND, ITEM, SCAN, WHILE
+from common.ops.core import Aval, OpError
 from symbolic.codegen import generate
 from symbolic.graph import Graph, Node, next_id, recording
 from symbolic.symbol import Symbol, as_symbol, constant, user_line
 
-TUPLE = Aval(None, np.dtype(object))  # the abstract value of a control node's tuple
-
 
 class Body:
-    """A traced subgraph: inputs are the function's arguments, then the captured values."""
+    """A traced subgraph: inputs are the function's arguments, then the captured values.
+
+    The control ops in `common.ops.control` hold bodies in their params; their kernels call
+    `run`, and their VJP rules, which build symbolic nodes, call `cond_vjp`, `while_vjp` and
+    `scan_vjp` (defined below in this module), so that `common` needs no symbolic import.
+    """
 
     def __init__(self, graph: Graph, structure: Any) -> None:
         self.graph = graph
@@ -168,30 +172,7 @@ def _differentiable(values: list) -> list[int]:
     return [i for i, v in enumerate(values) if as_symbol(v).dtype.kind == "f"]
 
 
-# ---- item: one part of a control node's tuple -----------------------------------------
-
-ITEM = declare(OpDef(
-    "item", "control", lambda xp, t, index, aval: t[index],
-    lambda t, index, aval: Aval(aval[0], np.dtype(aval[1])),
-    vjp=(lambda g, out, t, index, aval: PartialTuple({index: g}),),
-))  # fmt: skip
-
-
 # ---- cond -------------------------------------------------------------------------------
-
-def _owned(xp: Any, outputs: Any, inputs: tuple) -> tuple:
-    """`outputs`, each copied if it may share memory with an input. A body that returns its
-    argument (or a view of it, or a value it reads) hands back that very array; but a control
-    node, like every op not declared a view, must return memory of its own: the memory plan
-    hands an input's buffer to a later value once the input dies."""
-    arrays = [a for a in inputs if isinstance(a, xp.ndarray)]
-    return tuple(o.copy() if any(xp.may_share_memory(o, a) for a in arrays) else o
-                 for o in outputs)
-
-
-def _cond_kernel(xp, pred, *args, branches, out_avals):
-    return _owned(xp, branches[0 if bool(pred) else 1].run(xp, *args), args)
-
 
 def _cond_vjp(g, out, pred, *args, branches, out_avals):
     gs = _cotangents(g, out, out_avals)
@@ -210,9 +191,6 @@ def _cond_vjp(g, out, pred, *args, branches, out_avals):
     for i, gr in zip(wrt, grads):
         out_grads[1 + i] = gr
     return out_grads
-
-
-COND = declare(OpDef("cond", "control", _cond_kernel, lambda *a, **p: TUPLE, vjp=_cond_vjp))
 
 
 def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
@@ -237,23 +215,6 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> A
 
 
 # ---- while_loop -------------------------------------------------------------------------
-
-def _while_kernel(xp, *args, test, body, n_carry, out_avals):
-    """The final carry; with a float carry also the trip count and the carries each
-    iteration started from, stacked (the tape of the loop: out_avals says which)."""
-    carry, caps = list(args[:n_carry]), args[n_carry:]
-    saving, befores = len(out_avals) > n_carry, []
-    while bool(test.run(xp, *carry, *caps)[0]):
-        if saving:
-            befores.append(carry)
-        carry = list(body.run(xp, *carry, *caps))
-    final = _owned(xp, carry, args)  # no step ran, or the body kept a carry
-    if not saving:
-        return final
-    stacked = [xp.stack([c[i] for c in befores]) if befores
-               else xp.empty((0, *a.shape), a.dtype) for i, a in enumerate(args[:n_carry])]
-    return (*final, xp.asarray(len(befores), dtype=xp.int64), *stacked)  # stacks are fresh
-
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
     """The reverse scan of `scan`'s gradient over the saved carries, as though the loop were
@@ -283,10 +244,6 @@ def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
     for k, i in enumerate(c_wrt + [n_carry + i for i in cap_wrt]):
         result[i] = grads[k]
     return result
-
-
-WHILE = declare(OpDef("while_loop", "control", _while_kernel, lambda *a, **p: TUPLE,
-                      vjp=_while_vjp))
 
 
 def while_loop(cond_fn: Callable, body_fn: Callable, init: Any,
@@ -334,21 +291,6 @@ def _bounded_loop(test: Body, body: Body, carry: list, caps: list, max_iteration
 
 
 # ---- scan -------------------------------------------------------------------------------
-
-def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
-    carry = list(args[:n_carry])
-    xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
-    if xs[0].shape[0] == 0:  # as eagerly: no step, no ys to stack
-        raise OpError("scan: the sequence is empty. Fix: scan over at least one step.")
-    befores, ys = [], []
-    for t in range(xs[0].shape[0]):
-        befores.append(carry)
-        outs = body.run(xp, *carry, *(x[t] for x in xs), *caps)
-        carry, ys = list(outs[:n_carry]), ys + [outs[n_carry:]]
-    stacked_ys = [xp.stack([step[i] for step in ys]) for i in range(n_ys)]
-    stacked_carries = [xp.stack([c[i] for c in befores]) for i in range(n_carry)]
-    return (*_owned(xp, carry, args), *stacked_ys, *stacked_carries)  # stacks are fresh
-
 
 def _reverse(x: Any) -> Any:
     return F.getitem(x, slice(None, None, -1))
@@ -416,9 +358,6 @@ def _reverse_scan(body: Body, init, xs, caps, saved, g_carry, g_ys, g_saved) -> 
     return g_init, g_seq, g_caps
 
 
-SCAN = declare(OpDef("scan", "control", _scan_kernel, lambda *a, **p: TUPLE, vjp=_scan_vjp))
-
-
 def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     if any(a.shape is None or not a.shape or a.shape[0] is None for a in _avals(leaves(xs))):
         raise OpError("scan: the sequences need a known leading (time) axis. Fix: "
@@ -464,3 +403,8 @@ def _scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     ys = None if y_structure is None else rebuild(y_structure, parts[n_carry:])
     return rebuild(init, parts[:n_carry]), ys
 
+
+# The VJP rules of the control ops in common.ops.control, reached through their bodies.
+Body.cond_vjp = staticmethod(_cond_vjp)
+Body.while_vjp = staticmethod(_while_vjp)
+Body.scan_vjp = staticmethod(_scan_vjp)
