@@ -10,6 +10,7 @@ demo: setup graphviz
 
 test: setup graphviz
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed

@@ -79,10 +79,11 @@ def to_numpy(value: Any) -> np.ndarray:
 
 def print_results(stats: dict[str, Stats], unit: str) -> None:
     ref_np, ref_eager, ref_torch = stats[NUMPY], stats[EAGER], stats.get("torch eager")
-    rows = [[name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_eager),
-             ratio(s, ref_torch)] for name, s in stats.items()]
-    print_table(["contender", f"us/{unit}", "IQR (us)", "vs numpy", "vs eager", "vs torch"],
-                rows)
+    rows = [
+        [name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_eager), ratio(s, ref_torch)]
+        for name, s in stats.items()
+    ]
+    print_table(["contender", f"us/{unit}", "IQR (us)", "vs numpy", "vs eager", "vs torch"], rows)
     print_noise_note(stats.values())
     missing = [name for name, module in (("torch", torch), ("jax", jax)) if module is None]
     if missing:
@@ -90,12 +91,15 @@ def print_results(stats: dict[str, Stats], unit: str) -> None:
 
 
 def print_compiled(fn: S.CompiledFunction) -> None:
-    print(f"  {COMPILED}: {len(fn.graph.ops)} ops in the graph, compiled in "
-          f"{1e3 * fn.report.compile_seconds:.1f} ms ({fn.report.lines_of_code} lines of "
-          "Python)")
+    print(
+        f"  {COMPILED}: {len(fn.graph.ops)} ops in the graph, compiled in "
+        f"{1e3 * fn.report.compile_seconds:.1f} ms ({fn.report.lines_of_code} lines of "
+        "Python)"
+    )
 
 
 # ---- a. forward at batch 1 ---------------------------------------------------------------
+
 
 def numpy_forward(layers: list[tuple], x: np.ndarray, transposed: bool = True) -> np.ndarray:
     """x @ W.T + b, ReLU between layers; `transposed`: the layers hold W.T (made contiguous
@@ -151,19 +155,26 @@ def forward_contenders(model: Any, x: np.ndarray) -> tuple[dict[str, Callable], 
         with torch.no_grad():
             for p, w in zip(torch_model.parameters(), weights, strict=True):
                 p.copy_(torch.from_numpy(w))
-        table["torch eager"] = partial(no_grad_forward, torch.no_grad, torch_model,
-                                       torch.from_numpy(x.copy()))
+        table["torch eager"] = partial(
+            no_grad_forward, torch.no_grad, torch_model, torch.from_numpy(x.copy())
+        )
     if jax is not None:  # W.T stored, as numpy's; then W with x @ W.T in the graph
         x_dev = jnp.asarray(x)
-        table["jax.jit"] = partial(jax_call, jax.jit(partial(jax_mlp, transposed=True)),
-                                   jax_params(weights, transposed=True), x_dev)
+        table["jax.jit"] = partial(
+            jax_call,
+            jax.jit(partial(jax_mlp, transposed=True)),
+            jax_params(weights, transposed=True),
+            x_dev,
+        )
         table[JAX_WT] = partial(jax_call, jax.jit(jax_mlp), jax_params(weights), x_dev)
     return table, compiled
 
 
 def bench_forward() -> None:
-    print(f"a. forward: MLP {'-'.join(map(str, FORWARD_SIZES))} (ReLU) at batch 1 (median of "
-          f"{REPEATS} interleaved repeats)")
+    print(
+        f"a. forward: MLP {'-'.join(map(str, FORWARD_SIZES))} (ReLU) at batch 1 (median of "
+        f"{REPEATS} interleaved repeats)"
+    )
     E.manual_seed(0)
     model = eo.build_mlp(nn, FORWARD_SIZES)
     x = np.random.default_rng(0).standard_normal((1, FORWARD_SIZES[0])).astype(np.float32)
@@ -171,20 +182,28 @@ def bench_forward() -> None:
     ref = contenders[NUMPY]()
     worst = max(float(np.abs(to_numpy(f()) - ref).max()) for f in contenders.values())
     verdict = "OK" if worst <= FORWARD_TOLERANCE else "MISMATCH (check the contenders!)"
-    print(f"  largest difference in the logits from numpy's: {worst:.2e} (tolerance "
-          f"{FORWARD_TOLERANCE:g}): {verdict}")
+    print(
+        f"  largest difference in the logits from numpy's: {worst:.2e} (tolerance "
+        f"{FORWARD_TOLERANCE:g}): {verdict}"
+    )
     print_compiled(compiled)
     print()
     print_results(race(contenders, FORWARD_TARGET_NS), "call")
     given = repr(NUMPY) + ("" if jax is None else " and 'jax.jit'")
-    print(f"  {given} get W.T, made contiguous once, ahead of time; the "
-          "'x @ W.T' rows\n  get W, as diptych's linear does" + (
-              "." if jax is None else " (and XLA on the CPU then copies out every "
-              "transposed\n  weight on every call)."))
+    print(
+        f"  {given} get W.T, made contiguous once, ahead of time; the "
+        "'x @ W.T' rows\n  get W, as diptych's linear does"
+        + (
+            "."
+            if jax is None
+            else " (and XLA on the CPU then copies out every transposed\n  weight on every call)."
+        )
+    )
     print()
 
 
 # ---- b. one training step ----------------------------------------------------------------
+
 
 def compile_training_step(weights: list[np.ndarray]) -> S.CompiledFunction:
     """The digits MLP's whole SGD step as one compiled graph; it updates the model in place."""
@@ -196,8 +215,9 @@ def compile_training_step(weights: list[np.ndarray]) -> S.CompiledFunction:
     loss = F.cross_entropy(model(x), t)
     params = list(model.parameters())
     grads = S.grad(loss, params)
-    return S.compile(loss, inputs=[x, t],
-                     updates={p: p - eo.LR * g for p, g in zip(params, grads)}, optimize=0)
+    return S.compile(
+        loss, inputs=[x, t], updates={p: p - eo.LR * g for p, g in zip(params, grads)}, optimize=0
+    )
 
 
 def make_compiled_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
@@ -213,6 +233,7 @@ def jax_loss(params: list[tuple], x: Any, y: Any) -> Any:
 def jax_train_step() -> Callable:
     """value_and_grad + SGD returning the new parameters, jitted once. (Donating the old
     parameters' buffers, donate_argnums=0, measured no faster here: arrays this small.)"""
+
     def train_step(params: list[tuple], x: Any, y: Any) -> tuple:
         loss, grads = jax.value_and_grad(jax_loss)(params, x, y)
         return jax.tree_util.tree_map(lambda p, g: p - eo.LR * g, params, grads), loss
@@ -233,8 +254,11 @@ def make_jax_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Ca
 
 
 def step_factories() -> dict[str, Callable]:
-    factories = {NUMPY: eo.make_numpy_step, EAGER: eo.make_diptych_step,
-                 COMPILED: make_compiled_step}
+    factories = {
+        NUMPY: eo.make_numpy_step,
+        EAGER: eo.make_diptych_step,
+        COMPILED: make_compiled_step,
+    }
     if torch is not None:
         factories["torch eager"] = eo.make_torch_step
     if jax is not None:
@@ -243,8 +267,10 @@ def step_factories() -> dict[str, Callable]:
 
 
 def bench_training_step() -> None:
-    print(f"b. one training step: MLP {'-'.join(map(str, eo.SIZES))} (ReLU), batch "
-          f"{eo.BATCH}, softmax cross-entropy, SGD lr={eo.LR}")
+    print(
+        f"b. one training step: MLP {'-'.join(map(str, eo.SIZES))} (ReLU), batch "
+        f"{eo.BATCH}, softmax cross-entropy, SGD lr={eo.LR}"
+    )
     x, y, weights = eo.training_setup()
     factories = step_factories()
     eo.check_losses(weights, x, y, factories)
@@ -257,6 +283,7 @@ def bench_training_step() -> None:
 
 
 # ---- --profile: where the compiled step's time goes --------------------------------------
+
 
 def kernel_owners(fn: S.CompiledFunction) -> dict[tuple[str, int], str]:
     """(file, first line) of each kernel in the plan -> its op's name, to read cProfile by."""
@@ -284,10 +311,14 @@ def profile_compiled_step() -> None:
             name = owners[(file, line)]
             per_op[name] = per_op.get(name, 0.0) + cumulative
     total = sum(per_op.values())
-    print(f"profile of {COMPILED}'s training step: cProfile over {PROFILE_CALLS} calls\n"
-          "(cProfile adds a fixed cost to every Python call, so small kernels look dearer)")
-    rows = [[name, str(counts[name]), us(1e9 * t / PROFILE_CALLS),
-             f"{t / total:.0%}"] for name, t in sorted(per_op.items(), key=lambda kv: -kv[1])]
+    print(
+        f"profile of {COMPILED}'s training step: cProfile over {PROFILE_CALLS} calls\n"
+        "(cProfile adds a fixed cost to every Python call, so small kernels look dearer)"
+    )
+    rows = [
+        [name, str(counts[name]), us(1e9 * t / PROFILE_CALLS), f"{t / total:.0%}"]
+        for name, t in sorted(per_op.items(), key=lambda kv: -kv[1])
+    ]
     print_table(["op", "nodes", "us/step (all nodes)", "share of kernels"], rows)
     print()
     stats.sort_stats("tottime").print_stats(15)
@@ -295,14 +326,18 @@ def profile_compiled_step() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the compiled training step, op by op")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile the compiled training step, op by op"
+    )
     add_threads_argument(parser)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    jax_line = ("jax not importable (its rows are left out)" if jax is None else
-                f"jax {jax.__version__} on {jax.devices()[0].platform} (XLA's own thread "
-                "pool, not listed at the end)")
+    jax_line = (
+        "jax not importable (its rows are left out)"
+        if jax is None
+        else f"jax {jax.__version__} on {jax.devices()[0].platform} (XLA's own thread "
+        "pool, not listed at the end)"
+    )
     with thread_limit(args.threads) as policy:
         print_machine(torch, policy, [jax_line], [*THREAD_ENV_VARS, "XLA_FLAGS"])
         bench_forward()

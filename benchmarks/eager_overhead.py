@@ -79,14 +79,16 @@ def op_contenders(a: np.ndarray, b: np.ndarray) -> dict[str, tuple[Any, Any, Any
     }
     if torch is not None:
         table["torch eager"] = (torch, torch.from_numpy(a.copy()), torch.from_numpy(b.copy()))
-        table["torch eager, grad"] = (torch, torch.from_numpy(a.copy()).requires_grad_(),
-                                      torch.from_numpy(b.copy()))
+        table["torch eager, grad"] = (
+            torch,
+            torch.from_numpy(a.copy()).requires_grad_(),
+            torch.from_numpy(b.copy()),
+        )
     return table
 
 
 def bench_ops() -> None:
-    print(f"1. per-op time on a 16-element float32 array (median of {REPEATS} interleaved "
-          "repeats)")
+    print(f"1. per-op time on a 16-element float32 array (median of {REPEATS} interleaved repeats)")
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(16).astype(np.float32) for _ in range(2))
     contenders = op_contenders(a, b)
@@ -94,8 +96,7 @@ def bench_ops() -> None:
     floor = race({"": partial(lambda m, a, b: None, np, a, b)}, OP_TARGET_NS)[""]
     rows.append(["(empty call: loop + partial)", "harness", us(floor.median), iqr(floor), "-"])
     for op_name, op in OPS.items():
-        stats = race({name: partial(op, *args) for name, args in contenders.items()},
-                     OP_TARGET_NS)
+        stats = race({name: partial(op, *args) for name, args in contenders.items()}, OP_TARGET_NS)
         all_stats.extend(stats.values())
         for name, s in stats.items():
             rows.append([op_name, name, us(s.median), iqr(s), ratio(s, stats["numpy"])])
@@ -108,6 +109,7 @@ def bench_ops() -> None:
 
 
 # ---- 2. one training step ----------------------------------------------------------------
+
 
 def build_mlp(nn_module: Any, sizes: tuple[int, ...] = SIZES) -> Any:
     """The same MLP from diptych's `nn` or `torch.nn` (they share Linear/ReLU/Sequential)."""
@@ -142,8 +144,14 @@ def make_torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> 
         for p, w in zip(model.parameters(), weights, strict=True):
             p.copy_(torch.from_numpy(w))
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    return partial(framework_step, model, opt, torch.nn.functional.cross_entropy,
-                   torch.from_numpy(x.copy()), torch.from_numpy(y.copy()))
+    return partial(
+        framework_step,
+        model,
+        opt,
+        torch.nn.functional.cross_entropy,
+        torch.from_numpy(x.copy()),
+        torch.from_numpy(y.copy()),
+    )
 
 
 def _numpy_forward(layers: list[tuple], x: np.ndarray) -> list[np.ndarray]:
@@ -200,8 +208,12 @@ if torch is not None:
     STEP_FACTORIES["torch eager"] = make_torch_step
 
 
-def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray,
-                 factories: dict[str, Callable] = STEP_FACTORIES) -> None:
+def check_losses(
+    weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    factories: dict[str, Callable] = STEP_FACTORIES,
+) -> None:
     """From the same start, the losses of steps 1 and 2 (so after one update) must agree."""
     losses = {}
     for name, make in factories.items():
@@ -213,8 +225,7 @@ def check_losses(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     for name, (first, second) in losses.items():
         print(f"  {name:{width}s} loss at step 1 = {first:.6f}, at step 2 = {second:.6f}")
     verdict = "OK" if worst <= LOSS_TOLERANCE else "MISMATCH (check the contenders!)"
-    print(f"  largest difference from numpy: {worst:.2e} (tolerance {LOSS_TOLERANCE:g}): "
-          f"{verdict}")
+    print(f"  largest difference from numpy: {worst:.2e} (tolerance {LOSS_TOLERANCE:g}): {verdict}")
 
 
 def training_setup() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -226,9 +237,11 @@ def training_setup() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     return x, y, weights
 
 
-COMPARE_NOTE = ("  the 'as diptych compare' rows: `diptych compare mlp_digits`'s own steps "
-                "(forward and gradients,\n  no update; its weights and batch), from its "
-                "harness: they should match its table")
+COMPARE_NOTE = (
+    "  the 'as diptych compare' rows: `diptych compare mlp_digits`'s own steps "
+    "(forward and gradients,\n  no update; its weights and batch), from its "
+    "harness: they should match its table"
+)
 
 
 def compare_steps(opts: tuple[int, ...] = ()) -> dict[str, Callable]:
@@ -245,15 +258,19 @@ def compare_steps(opts: tuple[int, ...] = ()) -> dict[str, Callable]:
 
 
 def bench_training_step() -> None:
-    print(f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
-          f"softmax cross-entropy, SGD lr={LR}")
+    print(
+        f"2. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, "
+        f"softmax cross-entropy, SGD lr={LR}"
+    )
     x, y, weights = training_setup()
     check_losses(weights, x, y)
     steps = {name: make(weights, x, y) for name, make in STEP_FACTORIES.items()}
     stats = race({**steps, **compare_steps()}, STEP_TARGET_NS)
     ref_np, ref_torch = stats["numpy, by hand"], stats.get("torch eager")
-    rows = [[name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_torch)]
-            for name, s in stats.items()]
+    rows = [
+        [name, us(s.median), iqr(s), ratio(s, ref_np), ratio(s, ref_torch)]
+        for name, s in stats.items()
+    ]
     print()
     print_table(["contender", "us/step", "IQR (us)", "vs numpy", "vs torch"], rows)
     print(COMPARE_NOTE)

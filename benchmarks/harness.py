@@ -55,13 +55,16 @@ def ratio(s: Stats, ref: Stats | None) -> str:
 
 def print_noise_note(stats: Iterable[Stats]) -> None:
     if any(s.noisy for s in stats):
-        print(f"  (noisy): the IQR exceeds {NOISY:.0%} of the median; on a machine with few "
-              "cores this is\n  usually thread pools (torch's OpenMP, numpy's OpenBLAS) "
-              "fighting for the CPUs: see the\n  thread pools listed at the end.")
+        print(
+            f"  (noisy): the IQR exceeds {NOISY:.0%} of the median; on a machine with few "
+            "cores this is\n  usually thread pools (torch's OpenMP, numpy's OpenBLAS) "
+            "fighting for the CPUs: see the\n  thread pools listed at the end."
+        )
 
 
-def print_machine(torch: Any, policy: str, extra: Iterable[str] = (),
-                  env_vars: Iterable[str] = THREAD_ENV_VARS) -> None:
+def print_machine(
+    torch: Any, policy: str, extra: Iterable[str] = (), env_vars: Iterable[str] = THREAD_ENV_VARS
+) -> None:
     """CPU, Python, numpy and torch (a module, or None if not importable), then `extra`
     lines (other frameworks), the environment variables that size the thread pools, and the
     thread policy (`thread_limit`'s words), printed as `diptych compare` prints it."""
@@ -69,14 +72,18 @@ def print_machine(torch: Any, policy: str, extra: Iterable[str] = (),
 
     print("machine")
     cpus = usable_cpus() or "?"
-    print(f"  {cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
-          f"Python {platform.python_version()} on {platform.machine()}")
+    print(
+        f"  {cpu_name()}; os.cpu_count()={os.cpu_count()}, usable CPUs={cpus}; "
+        f"Python {platform.python_version()} on {platform.machine()}"
+    )
     print(f"  numpy {np.__version__}", end="")
     if torch is None:
         print("; torch not importable (its columns are left out)")
     else:
-        print(f"; torch {torch.__version__} with {torch.get_num_threads()} intra-op / "
-              f"{torch.get_num_interop_threads()} inter-op threads")
+        print(
+            f"; torch {torch.__version__} with {torch.get_num_threads()} intra-op / "
+            f"{torch.get_num_interop_threads()} inter-op threads"
+        )
     for line in extra:
         print(f"  {line}")
     for var in env_vars:
@@ -96,5 +103,7 @@ def print_thread_pools() -> None:
     print("thread pools loaded in this process")
     for pool in threadpool_info():
         owner = pool["filepath"].split("site-packages/")[-1].split("/")[0]
-        print(f"  {pool['internal_api']:9s} {pool['num_threads']} threads  ({owner}: "
-              f"{os.path.basename(pool['filepath'])})")
+        print(
+            f"  {pool['internal_api']:9s} {pool['num_threads']} threads  ({owner}: "
+            f"{os.path.basename(pool['filepath'])})"
+        )

@@ -102,8 +102,10 @@ def fn_jax(fn: Callable, x: Any, y: Any) -> Any:
 
 def bench_chains(n: int, with_peers: bool) -> None:
     gbs = bandwidth_gbs(n)
-    print(f"\n1. elementwise chains on {n:,} float32; memory bandwidth measured by a copy: "
-          f"{gbs:.1f} GB/s")
+    print(
+        f"\n1. elementwise chains on {n:,} float32; memory bandwidth measured by a copy: "
+        f"{gbs:.1f} GB/s"
+    )
     rng = np.random.default_rng(0)
     a, b = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
     for fn, inputs_used in ((pythagoras, 2), (gelu, 1)):
@@ -113,22 +115,34 @@ def bench_chains(n: int, with_peers: bool) -> None:
         start = time.perf_counter()
         compiled[2](a, b)  # the first call builds (or loads) the fused kernel
         first_call = time.perf_counter() - start
-        kernel = next(node.op.kernel for node in compiled[2].graph.ops
-                      if node.op.name.startswith("fused"))
+        kernel = next(
+            node.op.kernel for node in compiled[2].graph.ops if node.op.name.startswith("fused")
+        )
         ta, tb = E.tensor(a), E.tensor(b)
-        contenders = {"diptych eager": partial(fn, ta, tb),
-                      "compiled optimize=0": partial(compiled[0], a, b),
-                      "compiled optimize=2": partial(compiled[2], a, b)}
+        contenders = {
+            "diptych eager": partial(fn, ta, tb),
+            "compiled optimize=0": partial(compiled[0], a, b),
+            "compiled optimize=2": partial(compiled[2], a, b),
+        }
         if with_peers:
             contenders.update(_peers(fn, a, b))
         stats = race(contenders, target_ns=200_000_000, repeats=7)
         moved = (inputs_used + 1) * a.nbytes  # inputs read once, output written once
         eager = stats["diptych eager"].median
-        rows = [[name, f"{s.median / 1e6:.1f}", f"{eager / s.median:.1f}x",
-                 f"{moved / s.median:.1f}", f"{100 * moved / s.median / gbs:.0f}%"]
-                for name, s in stats.items()]
-        print(f"\n{fn.__name__}: fused kernel {kernel.choice}; first call {first_call:.2f} s "
-              f"(numba build {kernel.compile_seconds:.2f} s)")
+        rows = [
+            [
+                name,
+                f"{s.median / 1e6:.1f}",
+                f"{eager / s.median:.1f}x",
+                f"{moved / s.median:.1f}",
+                f"{100 * moved / s.median / gbs:.0f}%",
+            ]
+            for name, s in stats.items()
+        ]
+        print(
+            f"\n{fn.__name__}: fused kernel {kernel.choice}; first call {first_call:.2f} s "
+            f"(numba build {kernel.compile_seconds:.2f} s)"
+        )
         print_table(["contender", "ms", "vs eager", "GB/s", "of bandwidth"], rows)
 
 
@@ -174,11 +188,15 @@ def bench_memory(batch: int = 256) -> None:
         f = S.compile(loss, inputs=[x, t], updates=updates, optimize=level)
         planned = f.graph.memory.planned_bytes if f.graph.memory else 0
         peaks[f"compiled optimize={level}"] = _peak(lambda f=f: f(x_np, labels), planned)
-    print(f"\n2. peak memory of a training step (forward, backward, SGD), MLP 8 x 512 at batch "
-          f"{batch} (tracemalloc; optimize=2 counts its planned buffers)")
+    print(
+        f"\n2. peak memory of a training step (forward, backward, SGD), MLP 8 x 512 at batch "
+        f"{batch} (tracemalloc; optimize=2 counts its planned buffers)"
+    )
     eager = peaks["diptych eager"]
-    print_table(["contender", "peak MB", "vs eager"],
-                [[k, f"{v / 1e6:.1f}", f"{v / eager:.2f}x"] for k, v in peaks.items()])
+    print_table(
+        ["contender", "peak MB", "vs eager"],
+        [[k, f"{v / 1e6:.1f}", f"{v / eager:.2f}x"] for k, v in peaks.items()],
+    )
 
 
 def chain_graph(nodes: int) -> tuple[Any, Any]:
@@ -191,8 +209,10 @@ def chain_graph(nodes: int) -> tuple[Any, Any]:
 
 
 def bench_compile_time(sizes: list[int]) -> None:
-    print("\n3. compile time against graph size (numba kernel builds excluded: they happen "
-          "on the first call)")
+    print(
+        "\n3. compile time against graph size (numba kernel builds excluded: they happen "
+        "on the first call)"
+    )
     rows = []
     for size in sizes:
         x, out = chain_graph(size)
@@ -200,8 +220,15 @@ def bench_compile_time(sizes: list[int]) -> None:
             start = time.perf_counter()
             f = S.compile(out, inputs=[x], optimize=level)
             seconds = time.perf_counter() - start
-            rows.append([str(len(f.traced_graph.nodes)), str(level), str(len(f.graph.nodes)),
-                         f"{seconds:.2f}", us(1e9 * seconds / len(f.traced_graph.nodes))])
+            rows.append(
+                [
+                    str(len(f.traced_graph.nodes)),
+                    str(level),
+                    str(len(f.graph.nodes)),
+                    f"{seconds:.2f}",
+                    us(1e9 * seconds / len(f.traced_graph.nodes)),
+                ]
+            )
     print_table(["traced nodes", "optimize", "nodes after", "compile s", "us per node"], rows)
 
 

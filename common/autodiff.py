@@ -25,8 +25,7 @@ class PartialTuple(dict):
         return merged
 
 
-def topological_order(roots: list, parents: Callable, key: Callable,
-                      needs_grad: Callable) -> list:
+def topological_order(roots: list, parents: Callable, key: Callable, needs_grad: Callable) -> list:
     """(value, made_by, needs) for the values reachable from `roots` that need a gradient,
     each after its inputs: made_by is `parents(value)` (None for a leaf or an op with no
     VJP) and needs flags the inputs a gradient must reach; both are read once, here."""
@@ -47,8 +46,9 @@ def topological_order(roots: list, parents: Callable, key: Callable,
             continue
         needs = [needs_grad(a) for a in made_by[1]]
         stack.append((value, made_by, needs))
-        stack.extend((a, None, None) for a, need in zip(made_by[1], needs)
-                     if need and key(a) not in seen)
+        stack.extend(
+            (a, None, None) for a, need in zip(made_by[1], needs) if need and key(a) not in seen
+        )
     return order
 
 
@@ -62,9 +62,15 @@ def _as_input_gradient(grad: Any, x: Any) -> Any:
     return grad if grad.dtype == x.dtype else F.cast(grad, x.dtype)
 
 
-def backpropagate(roots: list, seeds: list, parents: Callable, key: Callable,
-                  needs_grad: Callable, capture: Callable,
-                  after: Callable | None = None) -> dict:
+def backpropagate(
+    roots: list,
+    seeds: list,
+    parents: Callable,
+    key: Callable,
+    needs_grad: Callable,
+    capture: Callable,
+    after: Callable | None = None,
+) -> dict:
     """Gradients of `roots` weighted by `seeds`, for every value `capture(value)` accepts.
 
     Returns {key: (value, grad)}. `after(value)` runs once a value's VJP has been applied

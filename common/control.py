@@ -44,8 +44,9 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
     return true_fn(*operands) if bool(pred) else false_fn(*operands)
 
 
-def while_loop(cond_fn: Callable, body_fn: Callable, init: Any,
-               max_iterations: int | None = None) -> Any:
+def while_loop(
+    cond_fn: Callable, body_fn: Callable, init: Any, max_iterations: int | None = None
+) -> Any:
     """Apply `body_fn` to the carry while `cond_fn(carry)` holds; return the final carry.
 
     `max_iterations` stops the loop after that many iterations even if `cond_fn` still
@@ -56,10 +57,14 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any,
     and the steps after the loop has ended still test `cond_fn`).
     """
     if max_iterations is not None and (
-            not isinstance(max_iterations, int) or isinstance(max_iterations, bool)
-            or max_iterations < 0):
-        raise OpError(f"while_loop: max_iterations must be an int >= 0 or None, got "
-                      f"{max_iterations!r}. Fix: pass a Python int.")
+        not isinstance(max_iterations, int)
+        or isinstance(max_iterations, bool)
+        or max_iterations < 0
+    ):
+        raise OpError(
+            f"while_loop: max_iterations must be an int >= 0 or None, got "
+            f"{max_iterations!r}. Fix: pass a Python int."
+        )
     engine = _control_engine(leaves(init))
     if engine is not None:
         return engine._control("while_loop", cond_fn, body_fn, init, max_iterations)

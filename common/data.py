@@ -41,16 +41,24 @@ def digits(images: bool = False, test_fraction: float = 0.2, seed: int = 0) -> D
     return Dataset(x[n_test:], y[n_test:], x[:n_test], y[:n_test], num_classes=10)
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
-            generator: Any = None, drop_last: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+def batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    generator: Any = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """Mini-batches (x[i], y[i]) covering the data once, in a fresh random order if shuffled."""
     if len(x) != len(y):
-        raise ValueError(f"batches: x has {len(x)} rows but y has {len(y)}. Fix: pass "
-                         "matching inputs and labels.")
+        raise ValueError(
+            f"batches: x has {len(x)} rows but y has {len(y)}. Fix: pass "
+            "matching inputs and labels."
+        )
     if batch_size < 1:
         raise ValueError(f"batches: batch_size must be at least 1, got {batch_size}.")
     order = random.generator(generator).permutation(len(x)) if shuffle else np.arange(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)
     for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield x[idx], y[idx]

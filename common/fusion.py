@@ -52,8 +52,10 @@ class Step:
         user named (a variable, a placeholder) can reach it."""
         names = [self.op, *(name for name, _ in self.params)]
         if self.op not in OPS or not all(name.isidentifier() for name in names):
-            raise ValueError(f"fusion: {self.op!r} (params {names[1:]}) is not a registered "
-                             "op with identifier names")
+            raise ValueError(
+                f"fusion: {self.op!r} (params {names[1:]}) is not a registered "
+                "op with identifier names"
+            )
         for value in [v for kind, v in self.args if kind == "lit"] + [v for _, v in self.params]:
             if value is not None and not is_number(value):
                 raise TypeError(f"fusion: {self.op} takes {value!r}, which is not a number")
@@ -84,8 +86,10 @@ class Program:
         """The dtype numpy's kernel takes `step`'s operands in: a Python literal adopts the
         arrays' dtype (NEP 50: `x_f32 * 0.1` multiplies by float32(0.1)), a numpy one keeps
         its own."""
-        dtypes = [self.inputs[v] if kind == "in" else self.steps[v].dtype if kind == "t" else v
-                  for kind, v in step.args]
+        dtypes = [
+            self.inputs[v] if kind == "in" else self.steps[v].dtype if kind == "t" else v
+            for kind, v in step.args
+        ]
         return np.result_type(*dtypes, *(v for _, v in step.params if v is not None))
 
     def expression(self, names: list[str] | None = None) -> str:
@@ -96,8 +100,10 @@ class Program:
         done: list[str] = []
         lets: list[str] = []
         for j, step in enumerate(self.steps):
-            args = [names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else repr(a[1])
-                    for a in step.args]
+            args = [
+                names[a[1]] if a[0] == "in" else done[a[1]] if a[0] == "t" else repr(a[1])
+                for a in step.args
+            ]
             template = OPS[step.op].expr or f"{step.op}({', '.join(['{}'] * len(args))})"
             text = template.format(*args, **dict(step.params))
             if uses[j] > 1:
@@ -123,8 +129,10 @@ def numpy_source(program: Program) -> tuple[str, dict[str, Any]]:
     scratch = [f"s{j}" for j in range(len(program.steps) - 1)]
     lines = [f"def block(xp, {', '.join(inputs + scratch + ['out'])}):"]
     for j, step in enumerate(program.steps):
-        args = [f"a{v}" if kind == "in" else f"t{v}" if kind == "t" else bind(v)
-                for kind, v in step.args]
+        args = [
+            f"a{v}" if kind == "in" else f"t{v}" if kind == "t" else bind(v)
+            for kind, v in step.args
+        ]
         args += [f"{name}={bind(value)}" for name, value in step.params]
         target = "out" if j == len(program.steps) - 1 else f"s{j}"
         lines.append(f"    t{j} = k_{step.op}(xp, {', '.join(args)}, out={target})")
@@ -182,8 +190,9 @@ class ChunkedKernel:
         def block(start: int) -> None:
             stop = min(start + rows, lead)
             part = tuple(a[start:stop] if _has_lead(a, shape) else a for a in inputs)
-            self._block(xp, *part, *(b[:stop - start] for b in self._buffers(rows)),
-                        out[start:stop])
+            self._block(
+                xp, *part, *(b[: stop - start] for b in self._buffers(rows)), out[start:stop]
+            )
 
         starts = range(0, lead, rows)
         if size >= PARALLEL:
@@ -261,8 +270,10 @@ def _numba_steps(program: Program, names: list[str]) -> list[str]:
     lines = []
     for j, step in enumerate(program.steps):
         literal = functools.partial(numba_literal, dtype=program.operand_dtype(step))
-        args = [names[v] if kind == "in" else f"t{v}" if kind == "t" else literal(v)
-                for kind, v in step.args]
+        args = [
+            names[v] if kind == "in" else f"t{v}" if kind == "t" else literal(v)
+            for kind, v in step.args
+        ]
         text = spell(step, args, literal, "numba")
         lines.append(f"t{j} = np.{np.dtype(step.dtype).name}({text})")
     return lines
@@ -284,18 +295,23 @@ def numba_source(program: Program, scalars: frozenset = frozenset()) -> str:
     index = ", ".join(f"i{d}" for d in range(ndim)) or "()"
     names = [f"a{i}" if i in scalars else f"a{i}[{index}]" for i in range(program.n_inputs)]
     args = ", ".join(f"a{i}" for i in range(program.n_inputs))
-    loops = "".join(f"{'    ' * (d + 1)}for i{d} in "
-                    f"{'numba.prange' if d == 0 and parallel else 'range'}(out.shape[{d}]):\n"
-                    for d in range(ndim))
+    loops = "".join(
+        f"{'    ' * (d + 1)}for i{d} in "
+        f"{'numba.prange' if d == 0 and parallel else 'range'}(out.shape[{d}]):\n"
+        for d in range(ndim)
+    )
     lines = _numba_steps(program, names) + [f"out[{index}] = t{len(program.steps) - 1}"]
     body = "".join(f"{'    ' * (ndim + 1)}{line}\n" for line in lines)
-    return (f"import numba\nimport numpy as np\n"
-            f"{preamble(program, 'numba')}\n\n"
-            f"@numba.njit(parallel={parallel}, error_model='numpy')\n"
-            f"def kernel(out, {args}):\n{loops}{body}")
+    return (
+        f"import numba\nimport numpy as np\n"
+        f"{preamble(program, 'numba')}\n\n"
+        f"@numba.njit(parallel={parallel}, error_model='numpy')\n"
+        f"def kernel(out, {args}):\n{loops}{body}"
+    )
 
 
 # ---- where numba kernels are cached -----------------------------------------------------
+
 
 def cache_dir() -> pathlib.Path:
     """The folder numba kernels are cached in (see `common.kernel_cache`): $DIPTYCH_CACHE/kernels,
@@ -319,8 +335,10 @@ class NumbaKernel:
     def __call__(self, xp: Any, *inputs: Any, out: Any = None) -> Any:
         shape = self.program.shape
         out = np.empty(shape, self.program.dtype) if out is None else out
-        args = [np.broadcast_to(a, shape) if np.ndim(a) else a[()] if hasattr(a, "shape")
-                else a for a in inputs]
+        args = [
+            np.broadcast_to(a, shape) if np.ndim(a) else a[()] if hasattr(a, "shape") else a
+            for a in inputs
+        ]
         if self._kernel is None:  # the first run compiles; it must also be the only run, as
             start = time.perf_counter()  # `out` may be an input's buffer (in place)
             self._kernel = kernel_cache.build(self.source, cache_dir(), out, args)
@@ -337,8 +355,9 @@ def numba_available() -> bool:
 # ---- choosing per group -----------------------------------------------------------------
 
 TARGETS = ("auto", "numba", "numpy")  # $DIPTYCH_FUSION_TARGET, read on a kernel's first call
-NUMBA_DTYPES = frozenset("bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 "
-                         "float64".split())  # numba has no float16 arithmetic
+NUMBA_DTYPES = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 float64".split()
+)  # numba has no float16 arithmetic
 # numba calls scalar libm for these, where numpy's loops are SIMD: on 300,000 float32, a group
 # with exp or log ran 3x slower in numba than chunked; with arithmetic, tanh (the float32
 # approximation) or comparisons only, 2-4x faster
@@ -404,12 +423,16 @@ class FusedKernel:
             raise ValueError(f"DIPTYCH_FUSION_TARGET={target!r}: expected one of {TARGETS}")
         reason = _numpy_reason(self.program, target)
         if reason == NO_NUMBA:
-            warnings.warn("numba is not installed: fused kernels run block by block with "
-                          "numpy instead (pip install 'diptych[fast]').", stacklevel=4)
+            warnings.warn(
+                "numba is not installed: fused kernels run block by block with "
+                "numpy instead (pip install 'diptych[fast]').",
+                stacklevel=4,
+            )
         if reason is None:
             try:
-                kernel = NumbaKernel(self.program, frozenset(
-                    i for i, a in enumerate(inputs) if np.ndim(a) == 0))
+                kernel = NumbaKernel(
+                    self.program, frozenset(i for i, a in enumerate(inputs) if np.ndim(a) == 0)
+                )
                 result = kernel(np, *inputs, out=out)
             except Exception as error:
                 reason = self._numba_failed(error)
@@ -428,9 +451,11 @@ class FusedKernel:
     def _warn_failed(self, target: str, error: Exception, instead: str) -> None:
         first_line = (str(error).strip().splitlines() or [""])[0]
         ops = ", ".join(dict.fromkeys(s.op for s in self.program.steps))
-        warnings.warn(f"{self.name} ({self.program.expression()}; ops {ops}): {target} could "
-                      f"not build it ({type(error).__name__}: {first_line}); it runs {instead}.",
-                      stacklevel=6)
+        warnings.warn(
+            f"{self.name} ({self.program.expression()}; ops {ops}): {target} could "
+            f"not build it ({type(error).__name__}: {first_line}); it runs {instead}.",
+            stacklevel=6,
+        )
 
     def _on_gpu(self, xp: Any, inputs: tuple, out: Any) -> Any:
         """The CUDA kernel; where an op has no CUDA spelling, or the kernel fails to build
@@ -461,16 +486,19 @@ _cupy_kernels: dict[Program, Any] = {}
 
 def cupy_source(program: Program) -> str:
     names = [f"a{i}" for i in range(program.n_inputs)]
-    ctype = {"float32": "float", "float64": "double", "bool": "bool"}.get(program.dtype,
-                                                                          program.dtype)
+    ctype = {"float32": "float", "float64": "double", "bool": "bool"}.get(
+        program.dtype, program.dtype
+    )
 
     def literal(value: Any) -> str:
         return f"(({ctype}){number(value, infinity='_inf()', nan='_nan()')})"
 
     done: list[str] = []
     for step in program.steps:
-        args = [names[v] if kind == "in" else done[v] if kind == "t" else literal(v)
-                for kind, v in step.args]
+        args = [
+            names[v] if kind == "in" else done[v] if kind == "t" else literal(v)
+            for kind, v in step.args
+        ]
         done.append(spell(step, args, literal, "cuda"))
     return f"out = {done[-1]}"
 
@@ -482,9 +510,13 @@ def cupy_kernel(program: Program) -> Any:
 
         # a type placeholder per input (cupy's are single capital letters): dtypes may differ
         params = ", ".join(f"{chr(ord('A') + i)} a{i}" for i in range(program.n_inputs))
-        kernel = cupy.ElementwiseKernel(params, f"{program.dtype} out", cupy_source(program),
-                                        "diptych_fused",
-                                        preamble=_CUDA_PREAMBLE + preamble(program, "cuda"))
+        kernel = cupy.ElementwiseKernel(
+            params,
+            f"{program.dtype} out",
+            cupy_source(program),
+            "diptych_fused",
+            preamble=_CUDA_PREAMBLE + preamble(program, "cuda"),
+        )
         _cupy_kernels[program] = kernel
     return kernel
 

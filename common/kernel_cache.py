@@ -35,8 +35,10 @@ def _ensure_private(folder: pathlib.Path) -> None:
         if hasattr(os, "getuid") and status.st_uid != os.getuid():
             raise PermissionError(f"{path} belongs to another user (uid {status.st_uid})")
         if status.st_mode & 0o022:
-            raise PermissionError(f"{path} is writable by other users, who could plant code "
-                                  f"in numba's pickled index files (fix: chmod 700 {path})")
+            raise PermissionError(
+                f"{path} is writable by other users, who could plant code "
+                f"in numba's pickled index files (fix: chmod 700 {path})"
+            )
 
 
 def _digest(source: str) -> str:
@@ -102,8 +104,11 @@ def entry(source: str, folder: pathlib.Path) -> pathlib.Path | None:
     except OSError as error:
         if str(folder) not in _warned:
             _warned.add(str(folder))
-            warnings.warn(f"the kernel cache is not used ({error}); numba kernels are "
-                          "compiled in memory, in every process", stacklevel=5)
+            warnings.warn(
+                f"the kernel cache is not used ({error}); numba kernels are "
+                "compiled in memory, in every process",
+                stacklevel=5,
+            )
         return None
     return path
 

@@ -29,39 +29,96 @@ class ArrayMethods:
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
 
     # ---- arithmetic -------------------------------------------------------------------
-    def __add__(self, other): return apply(ew.ADD, self, other)  # noqa: E704
-    def __radd__(self, other): return apply(ew.ADD, other, self)  # noqa: E704
-    def __sub__(self, other): return apply(ew.SUB, self, other)  # noqa: E704
-    def __rsub__(self, other): return apply(ew.SUB, other, self)  # noqa: E704
-    def __mul__(self, other): return apply(ew.MUL, self, other)  # noqa: E704
-    def __rmul__(self, other): return apply(ew.MUL, other, self)  # noqa: E704
-    def __truediv__(self, other): return apply(ew.DIV, self, other)  # noqa: E704
-    def __rtruediv__(self, other): return apply(ew.DIV, other, self)  # noqa: E704
-    def __pow__(self, other): return apply(ew.POW, self, other)  # noqa: E704
-    def __rpow__(self, other): return apply(ew.POW, other, self)  # noqa: E704
-    def __mod__(self, other): return apply(ew.REMAINDER, self, other)  # noqa: E704
-    def __rmod__(self, other): return apply(ew.REMAINDER, other, self)  # noqa: E704
-    def __floordiv__(self, other): return apply(ew.FLOOR_DIVIDE, self, other)  # noqa: E704
-    def __rfloordiv__(self, other): return apply(ew.FLOOR_DIVIDE, other, self)  # noqa: E704
-    def __matmul__(self, other): return apply(MATMUL, self, other)  # noqa: E704
-    def __rmatmul__(self, other): return apply(MATMUL, other, self)  # noqa: E704
-    def __neg__(self): return apply(ew.NEG, self)  # noqa: E704
-    def __pos__(self): return self  # noqa: E704
-    def __abs__(self): return apply(unary.ABS, self)  # noqa: E704
+    def __add__(self, other):
+        return apply(ew.ADD, self, other)  # noqa: E704
+
+    def __radd__(self, other):
+        return apply(ew.ADD, other, self)  # noqa: E704
+
+    def __sub__(self, other):
+        return apply(ew.SUB, self, other)  # noqa: E704
+
+    def __rsub__(self, other):
+        return apply(ew.SUB, other, self)  # noqa: E704
+
+    def __mul__(self, other):
+        return apply(ew.MUL, self, other)  # noqa: E704
+
+    def __rmul__(self, other):
+        return apply(ew.MUL, other, self)  # noqa: E704
+
+    def __truediv__(self, other):
+        return apply(ew.DIV, self, other)  # noqa: E704
+
+    def __rtruediv__(self, other):
+        return apply(ew.DIV, other, self)  # noqa: E704
+
+    def __pow__(self, other):
+        return apply(ew.POW, self, other)  # noqa: E704
+
+    def __rpow__(self, other):
+        return apply(ew.POW, other, self)  # noqa: E704
+
+    def __mod__(self, other):
+        return apply(ew.REMAINDER, self, other)  # noqa: E704
+
+    def __rmod__(self, other):
+        return apply(ew.REMAINDER, other, self)  # noqa: E704
+
+    def __floordiv__(self, other):
+        return apply(ew.FLOOR_DIVIDE, self, other)  # noqa: E704
+
+    def __rfloordiv__(self, other):
+        return apply(ew.FLOOR_DIVIDE, other, self)  # noqa: E704
+
+    def __matmul__(self, other):
+        return apply(MATMUL, self, other)  # noqa: E704
+
+    def __rmatmul__(self, other):
+        return apply(MATMUL, other, self)  # noqa: E704
+
+    def __neg__(self):
+        return apply(ew.NEG, self)  # noqa: E704
+
+    def __pos__(self):
+        return self  # noqa: E704
+
+    def __abs__(self):
+        return apply(unary.ABS, self)  # noqa: E704
 
     # ---- comparisons (elementwise, boolean results) ------------------------------------
-    def __eq__(self, other): return apply(ew.EQ, self, other)  # type: ignore[override]  # noqa: E704
-    def __ne__(self, other): return apply(ew.NE, self, other)  # type: ignore[override]  # noqa: E704
-    def __lt__(self, other): return apply(ew.LT, self, other)  # noqa: E704
-    def __le__(self, other): return apply(ew.LE, self, other)  # noqa: E704
-    def __gt__(self, other): return apply(ew.GT, self, other)  # noqa: E704
-    def __ge__(self, other): return apply(ew.GE, self, other)  # noqa: E704
+    def __eq__(self, other):
+        return apply(ew.EQ, self, other)  # type: ignore[override]  # noqa: E704
 
-    def __and__(self, other): return apply(ew.LOGICAL_AND, self, other)  # noqa: E704
-    def __rand__(self, other): return apply(ew.LOGICAL_AND, other, self)  # noqa: E704
-    def __or__(self, other): return apply(ew.LOGICAL_OR, self, other)  # noqa: E704
-    def __ror__(self, other): return apply(ew.LOGICAL_OR, other, self)  # noqa: E704
-    def __invert__(self): return apply(ew.LOGICAL_NOT, self)  # noqa: E704
+    def __ne__(self, other):
+        return apply(ew.NE, self, other)  # type: ignore[override]  # noqa: E704
+
+    def __lt__(self, other):
+        return apply(ew.LT, self, other)  # noqa: E704
+
+    def __le__(self, other):
+        return apply(ew.LE, self, other)  # noqa: E704
+
+    def __gt__(self, other):
+        return apply(ew.GT, self, other)  # noqa: E704
+
+    def __ge__(self, other):
+        return apply(ew.GE, self, other)  # noqa: E704
+
+    def __and__(self, other):
+        return apply(ew.LOGICAL_AND, self, other)  # noqa: E704
+
+    def __rand__(self, other):
+        return apply(ew.LOGICAL_AND, other, self)  # noqa: E704
+
+    def __or__(self, other):
+        return apply(ew.LOGICAL_OR, self, other)  # noqa: E704
+
+    def __ror__(self, other):
+        return apply(ew.LOGICAL_OR, other, self)  # noqa: E704
+
+    def __invert__(self):
+        return apply(ew.LOGICAL_NOT, self)  # noqa: E704
 
     def __getitem__(self, index: Any) -> Any:
         return F.getitem(self, index)
@@ -93,8 +150,10 @@ class ArrayMethods:
     def t(self) -> Any:
         """The matrix transpose; a 0-d or 1-d value is returned as it is (as torch's t())."""
         if self.ndim > 2:
-            raise OpError(f"t() expects at most 2 dimensions, got shape {fmt(self.shape)}. "
-                          "Fix: use .transpose(dim0, dim1) or .permute(...) to say which.")
+            raise OpError(
+                f"t() expects at most 2 dimensions, got shape {fmt(self.shape)}. "
+                "Fix: use .transpose(dim0, dim1) or .permute(...) to say which."
+            )
         return F.transpose(self) if self.ndim == 2 else self
 
     def reshape(self, *shape: Any) -> Any:
@@ -103,8 +162,7 @@ class ArrayMethods:
     view = reshape
 
     def permute(self, *dims: Any) -> Any:
-        return F.permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int)
-                         else dims)
+        return F.permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Any:
         return F.transpose(self, dim0, dim1)
@@ -148,12 +206,24 @@ class ArrayMethods:
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Any:
         return F.argmin(self, axis, keepdims)
 
-    def var(self, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
-            unbiased: bool | None = None) -> Any:
+    def var(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        *,
+        correction: int = 1,
+        unbiased: bool | None = None,
+    ) -> Any:
         return F.var(self, axis, keepdims, correction=correction, unbiased=unbiased)
 
-    def std(self, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
-            unbiased: bool | None = None) -> Any:
+    def std(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        *,
+        correction: int = 1,
+        unbiased: bool | None = None,
+    ) -> Any:
         return F.std(self, axis, keepdims, correction=correction, unbiased=unbiased)
 
     # ---- elementwise functions -----------------------------------------------------------
@@ -229,8 +299,10 @@ class ConcreteMethods(ArrayMethods):
     # ---- conversions to Python -------------------------------------------------------------
     def item(self) -> Any:
         if self.numel() != 1:
-            raise ValueError(f"item: the value has shape {fmt(self.shape)}, not one element. "
-                             "Fix: reduce it first, or index one element.")
+            raise ValueError(
+                f"item: the value has shape {fmt(self.shape)}, not one element. "
+                "Fix: reduce it first, or index one element."
+            )
         return self.data.item()
 
     def tolist(self) -> Any:
@@ -260,10 +332,17 @@ class ConcreteMethods(ArrayMethods):
         self._version += 1
         return self
 
-    def __iadd__(self, other): return self._inplace(ew.ADD, other)  # noqa: E704
-    def __isub__(self, other): return self._inplace(ew.SUB, other)  # noqa: E704
-    def __imul__(self, other): return self._inplace(ew.MUL, other)  # noqa: E704
-    def __itruediv__(self, other): return self._inplace(ew.DIV, other)  # noqa: E704
+    def __iadd__(self, other):
+        return self._inplace(ew.ADD, other)  # noqa: E704
+
+    def __isub__(self, other):
+        return self._inplace(ew.SUB, other)  # noqa: E704
+
+    def __imul__(self, other):
+        return self._inplace(ew.MUL, other)  # noqa: E704
+
+    def __itruediv__(self, other):
+        return self._inplace(ew.DIV, other)  # noqa: E704
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """`x[index] = value` written into this value's memory (`x[x < 0] = 0.0`); the
@@ -274,8 +353,9 @@ class ConcreteMethods(ArrayMethods):
         try:
             self.data[join_index(template, arrays)] = value
         except Exception as exc:
-            raise SETITEM.explain_failure(exc, (self.data, value, *arrays),
-                                          {"index": template}) from None
+            raise SETITEM.explain_failure(
+                exc, (self.data, value, *arrays), {"index": template}
+            ) from None
         self._version += 1
 
     def zero_(self) -> Any:
@@ -298,5 +378,7 @@ def held(value: Any) -> Any:
 def check_in_place_shape(op: Any, result_shape: tuple, shape: tuple) -> None:
     """An in-place result must fit the memory it is written into (no broadcasting it up)."""
     if result_shape != shape:
-        raise ValueError(f"in-place {op.name}: the result's shape {fmt(result_shape)} "
-                         f"differs from {fmt(shape)}. Fix: use the out-of-place operator.")
+        raise ValueError(
+            f"in-place {op.name}: the result's shape {fmt(result_shape)} "
+            f"differs from {fmt(shape)}. Fix: use the out-of-place operator."
+        )

@@ -23,8 +23,10 @@ class Optimizer:
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got no parameters to optimize. "
-                             "Fix: pass model.parameters().")
+            raise ValueError(
+                f"{type(self).__name__}: got no parameters to optimize. "
+                "Fix: pass model.parameters()."
+            )
         if lr <= 0:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}.")
         self.lr = lr
@@ -94,8 +96,14 @@ def _zeros_like(x: Any) -> Any:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum (torch's form) and weight decay."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
@@ -115,9 +123,14 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with torch's bias correction; weight decay as L2 on the gradient."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 

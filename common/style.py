@@ -16,20 +16,43 @@ from typing import Any
 import numpy as np
 
 FONT = "Helvetica"
-GRAPH_ATTRS = {"rankdir": "TB", "fontname": FONT, "fontsize": "12", "nodesep": "0.25",
-               "ranksep": "0.35", "bgcolor": "white", "labelloc": "t", "labeljust": "l"}
-NODE_ATTRS = {"fontname": FONT, "fontsize": "11", "style": "filled", "penwidth": "1.2",
-              "margin": "0.08,0.04", "height": "0.3"}
-EDGE_ATTRS = {"fontname": FONT, "fontsize": "8", "fontcolor": "#64748b", "color": "#475569",
-              "arrowsize": "0.6"}
+GRAPH_ATTRS = {
+    "rankdir": "TB",
+    "fontname": FONT,
+    "fontsize": "12",
+    "nodesep": "0.25",
+    "ranksep": "0.35",
+    "bgcolor": "white",
+    "labelloc": "t",
+    "labeljust": "l",
+}
+NODE_ATTRS = {
+    "fontname": FONT,
+    "fontsize": "11",
+    "style": "filled",
+    "penwidth": "1.2",
+    "margin": "0.08,0.04",
+    "height": "0.3",
+}
+EDGE_ATTRS = {
+    "fontname": FONT,
+    "fontsize": "8",
+    "fontcolor": "#64748b",
+    "color": "#475569",
+    "arrowsize": "0.6",
+}
 
 # Where a value comes from. The eager tape maps onto these too: a leaf tensor is an input
 # (placeholder), an nn.Parameter is a variable, an array or number baked in is a constant.
 SOURCES = {
     "placeholder": {"shape": "invhouse", "fillcolor": "#dbeafe", "color": "#1d4ed8"},
     "variable": {"shape": "cylinder", "fillcolor": "#fef3c7", "color": "#b45309"},
-    "constant": {"shape": "box", "fillcolor": "#f3f4f6", "color": "#9ca3af",
-                 "style": "filled,dashed"},
+    "constant": {
+        "shape": "box",
+        "fillcolor": "#f3f4f6",
+        "color": "#9ca3af",
+        "style": "filled,dashed",
+    },
 }
 # An op by its kind (`OpDef.kind`); "custom" is an eager `E.Function` written by hand.
 OPS = {
@@ -40,8 +63,12 @@ OPS = {
     "nn": {"fillcolor": "#ffedd5", "color": "#c2410c"},
     "random": {"fillcolor": "#fef9c3", "color": "#a16207"},
     "control": {"fillcolor": "#e0f2fe", "color": "#0369a1", "shape": "hexagon"},
-    "custom": {"fillcolor": "#ffffff", "color": "#334155", "shape": "box",
-               "style": "filled,rounded,dashed"},
+    "custom": {
+        "fillcolor": "#ffffff",
+        "color": "#334155",
+        "shape": "box",
+        "style": "filled,rounded,dashed",
+    },
 }
 OP_SHAPE = {"shape": "box", "style": "filled,rounded"}
 OUTPUT = {"peripheries": "2", "penwidth": "1.6"}  # an output (or the tensor drawn)
@@ -56,27 +83,35 @@ STAGE = {"style": "rounded", "color": "#94a3b8"}
 COLLAPSED = {"shape": "box3d", "fillcolor": "#f8fafc", "color": "#334155"}
 
 # Edges: an update writes a variable; a body is run by its control node.
-UPDATE_EDGE = {"style": "dashed", "color": "#b45309", "fontcolor": "#b45309",
-               "penwidth": "1.4"}
+UPDATE_EDGE = {"style": "dashed", "color": "#b45309", "fontcolor": "#b45309", "penwidth": "1.4"}
 ASSIGN = {"style": "filled,dashed", "penwidth": "1.6"}  # a variable, where an update writes it
 BODY_EDGE = {"style": "dotted", "color": "#0369a1", "arrowhead": "odot"}
 GRAD_EDGE = {"style": "dashed", "color": "#ea580c", "arrowhead": "none"}
 
 # Changes in the pass timeline and the newest op of the animation.
 ADDED = {"color": "#16a34a", "penwidth": "3"}
-REMOVED = {"style": "filled,dashed", "fillcolor": "#fef2f2", "color": "#dc2626",
-           "fontcolor": "#991b1b"}
-MERGED = {"style": "filled,dashed", "fillcolor": "#fff7ed", "color": "#ea580c",
-          "fontcolor": "#9a3412"}
-MERGED_EDGE = {"style": "dotted", "color": "#ea580c", "constraint": "false",
-               "fontcolor": "#ea580c"}
+REMOVED = {
+    "style": "filled,dashed",
+    "fillcolor": "#fef2f2",
+    "color": "#dc2626",
+    "fontcolor": "#991b1b",
+}
+MERGED = {
+    "style": "filled,dashed",
+    "fillcolor": "#fff7ed",
+    "color": "#ea580c",
+    "fontcolor": "#9a3412",
+}
+MERGED_EDGE = {"style": "dotted", "color": "#ea580c", "constraint": "false", "fontcolor": "#ea580c"}
 NEWEST = {"color": "#dc2626", "penwidth": "3.5"}
 HIGHLIGHT = {"color": "#dc2626", "penwidth": "3"}
 
 MAX_NODES = 400  # pictures above this are cut, with a note: dot slows down and text shrinks
-INSTALL_HINT = ("Graphviz's `dot` program was not found, so only the DOT source was written: "
-                "{path}. Install Graphviz (apt install graphviz, brew install graphviz, or "
-                "conda install graphviz), then run `dot -T{format} {path} -o {target}`.")
+INSTALL_HINT = (
+    "Graphviz's `dot` program was not found, so only the DOT source was written: "
+    "{path}. Install Graphviz (apt install graphviz, brew install graphviz, or "
+    "conda install graphviz), then run `dot -T{format} {path} -o {target}`."
+)
 
 
 def dot_available() -> bool:
@@ -90,8 +125,9 @@ def pipe(source: str, format: str, *options: str) -> bytes:
     done = subprocess.run(command, input=source.encode(), capture_output=True)
     if done.returncode != 0 and b"init_rank" in done.stderr:
         # dot's classic ranking fails on some nested clusters; the newer one (slower) works
-        done = subprocess.run(command + ["-Gnewrank=true"], input=source.encode(),
-                              capture_output=True)
+        done = subprocess.run(
+            command + ["-Gnewrank=true"], input=source.encode(), capture_output=True
+        )
     if done.returncode != 0:
         raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
@@ -118,8 +154,10 @@ def write(source: str, path: Any, format: str | None = None) -> pathlib.Path:
     path = pathlib.Path(path)
     format = format or path.suffix.lstrip(".").lower() or "svg"
     if format not in FORMATS:
-        raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}. Fix: pick "
-                         "one, or give the path a suffix such as .svg.")
+        raise ValueError(
+            f"format {format!r} is not one of {', '.join(FORMATS)}. Fix: pick "
+            "one, or give the path a suffix such as .svg."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "dot":
         path.write_text(source)
@@ -141,7 +179,8 @@ def short_dtype(dtype: Any) -> str:
     if dtype.kind == "b":
         return "bool"
     return {"f": "f", "i": "i", "u": "u", "c": "c"}.get(dtype.kind, dtype.kind) + str(
-        8 * dtype.itemsize)
+        8 * dtype.itemsize
+    )
 
 
 def type_label(shape: tuple | None, dtype: Any) -> str:
@@ -186,9 +225,14 @@ def op_detail(inputs: tuple, params: dict, is_value=lambda a: False, width: int 
     literals = [a for a in inputs if not is_value(a)]
     if literals:
         parts.append("(" + ", ".join("·" if is_value(a) else literal(a) for a in inputs) + ")")
-    shown = [f"{k}={_param(v)}" for k, v in params.items()
-             if k not in HIDDEN_PARAMS and _simple(v) and v is not None
-             and not (k == "keepdims" and not v)]
+    shown = [
+        f"{k}={_param(v)}"
+        for k, v in params.items()
+        if k not in HIDDEN_PARAMS
+        and _simple(v)
+        and v is not None
+        and not (k == "keepdims" and not v)
+    ]
     text = " ".join(parts + [", ".join(shown)] if shown else parts)
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -210,8 +254,7 @@ def html_label(title: str, *details: str, bold: bool = True) -> str:
     """A Graphviz HTML-like label: the title, then smaller grey lines (escaped here)."""
     head = html.escape(title)
     rows = [f"<B>{head}</B>" if bold else head]
-    rows += [f'<FONT POINT-SIZE="9" COLOR="#475569">{html.escape(d)}</FONT>'
-             for d in details if d]
+    rows += [f'<FONT POINT-SIZE="9" COLOR="#475569">{html.escape(d)}</FONT>' for d in details if d]
     return "<" + "<BR/>".join(rows) + ">"
 
 
@@ -263,17 +306,30 @@ def legend_label(keys: list[str]) -> str:
     """One HTML table: a swatch in each entry's colours, then what it means."""
     rows = []
     for key in keys:
-        attrs = (SOURCES.get(key) or OPS.get(key)
-                 or {"fused": FUSED, "grad": GRAD, "collapsed": COLLAPSED}.get(key)
-                 or {"fillcolor": "#ffffff", "color": "#334155"})
-        swatch = (f'<TD BGCOLOR="{attrs["fillcolor"]}" BORDER="1" COLOR="{attrs["color"]}" '
-                  f'WIDTH="18" HEIGHT="12"></TD>')
-        rows.append(f'<TR>{swatch}<TD ALIGN="LEFT"><FONT POINT-SIZE="9">'
-                    f'{html.escape(LEGEND_TEXT[key])}</FONT></TD></TR>')
-    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
-            '<TR><TD COLSPAN="2" ALIGN="LEFT"><B>legend</B></TD></TR>' + "".join(rows)
-            + "</TABLE>>")
+        attrs = (
+            SOURCES.get(key)
+            or OPS.get(key)
+            or {"fused": FUSED, "grad": GRAD, "collapsed": COLLAPSED}.get(key)
+            or {"fillcolor": "#ffffff", "color": "#334155"}
+        )
+        swatch = (
+            f'<TD BGCOLOR="{attrs["fillcolor"]}" BORDER="1" COLOR="{attrs["color"]}" '
+            f'WIDTH="18" HEIGHT="12"></TD>'
+        )
+        rows.append(
+            f'<TR>{swatch}<TD ALIGN="LEFT"><FONT POINT-SIZE="9">'
+            f"{html.escape(LEGEND_TEXT[key])}</FONT></TD></TR>"
+        )
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
+        '<TR><TD COLSPAN="2" ALIGN="LEFT"><B>legend</B></TD></TR>' + "".join(rows) + "</TABLE>>"
+    )
 
 
-LEGEND_NODE = {"shape": "box", "style": "rounded", "color": "#cbd5e1", "fontname": FONT,
-               "margin": "0.05"}
+LEGEND_NODE = {
+    "shape": "box",
+    "style": "rounded",
+    "color": "#cbd5e1",
+    "fontname": FONT,
+    "margin": "0.05",
+}

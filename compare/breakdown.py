@@ -101,15 +101,24 @@ def breakdown(case: Any, rows: list, settings: Any) -> list[dict]:
             continue
         # compiled inside the context: the plan binds the wrapped kernels
         with timed_kernels(case.backend.synchronize) as log:
-            contender = case.eager() if row.kind == "eager" else case.symbolic(
-                row.optimize, tuple(row.disabled))
+            contender = (
+                case.eager()
+                if row.kind == "eager"
+                else case.symbolic(row.optimize, tuple(row.disabled))
+            )
             kernels, calls, alloc = _measure(contender.step, log, case.backend.xp)
             graph_ops = contender.compiled.graph.ops if contender.compiled else []
             untimed = sum(1 for node in graph_ops if node.op not in OPS.values())
         total = row.stats.median
-        entries.append({
-            "mode": row.mode, "total_ns": total, "kernel_ns": kernels,
-            "allocation_ns": alloc, "overhead_ns": max(0.0, total - kernels),
-            "kernel_calls": calls, "untimed_ops": untimed,
-        })
+        entries.append(
+            {
+                "mode": row.mode,
+                "total_ns": total,
+                "kernel_ns": kernels,
+                "allocation_ns": alloc,
+                "overhead_ns": max(0.0, total - kernels),
+                "kernel_calls": calls,
+                "untimed_ops": untimed,
+            }
+        )
     return entries

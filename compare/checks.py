@@ -53,6 +53,7 @@ def exits_2(command: Callable[[Any], int]) -> Callable[[Any], int]:
 
 # ---- numbers: argparse types (argparse prints `argument --batch: <message>`) ---------------
 
+
 def at_least(least: int) -> Callable[[str], int]:
     """A whole number >= least."""
 
@@ -85,30 +86,38 @@ def opt_level(text: str) -> int:
 
     level = at_least(0)(text)
     if level not in PIPELINES:
-        raise argparse.ArgumentTypeError(f"no optimize level {level}. Levels: "
-                                         f"{', '.join(map(str, sorted(PIPELINES)))}.")
+        raise argparse.ArgumentTypeError(
+            f"no optimize level {level}. Levels: {', '.join(map(str, sorted(PIPELINES)))}."
+        )
     return level
 
 
 # ---- output paths ---------------------------------------------------------------------------
+
 
 def _check_place(target: pathlib.Path, flag: str) -> None:
     """The folder that `target` goes into exists and takes files; creates nothing."""
     resolved = target.resolve()
     for special in KERNEL_FILES:
         if resolved.is_relative_to(special):
-            raise UsageError(f"{flag} {target}: {special} holds the kernel's files, not "
-                             "results. Fix: a path elsewhere.")
+            raise UsageError(
+                f"{flag} {target}: {special} holds the kernel's files, not "
+                "results. Fix: a path elsewhere."
+            )
     folder = target.parent
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{flag} {target}: {folder} is not a folder but a file. Fix: a "
-                         "path in a folder.")
+        raise UsageError(
+            f"{flag} {target}: {folder} is not a folder but a file. Fix: a path in a folder."
+        )
     if not folder.is_dir():
-        raise UsageError(f"{flag} {target}: no folder {folder}, and diptych creates none. "
-                         "Fix: create it first, or pick a path in an existing folder.")
+        raise UsageError(
+            f"{flag} {target}: no folder {folder}, and diptych creates none. "
+            "Fix: create it first, or pick a path in an existing folder."
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {target}: cannot write into {folder}. Fix: a folder you "
-                         "may write to.")
+        raise UsageError(
+            f"{flag} {target}: cannot write into {folder}. Fix: a folder you may write to."
+        )
 
 
 def check_output(path: str, suffixes: tuple[str, ...], flag: str) -> pathlib.Path:
@@ -118,12 +127,13 @@ def check_output(path: str, suffixes: tuple[str, ...], flag: str) -> pathlib.Pat
     suffix = target.suffix.lower()
     if suffix not in suffixes:
         what = f"a {suffix} file" if suffix else f"{path!r} (no suffix)"
-        raise UsageError(f"{flag} writes {', '.join(suffixes)} files, not {what}. Fix: give "
-                         f"the path one of those suffixes.")
+        raise UsageError(
+            f"{flag} writes {', '.join(suffixes)} files, not {what}. Fix: give "
+            f"the path one of those suffixes."
+        )
     _check_place(target, flag)
     if target.is_dir():
-        raise UsageError(f"{flag} {path}: that is a folder; a file is wanted. Fix: a file "
-                         "name.")
+        raise UsageError(f"{flag} {path}: that is a folder; a file is wanted. Fix: a file name.")
     if target.exists() and not os.access(target, os.W_OK):
         raise UsageError(f"{flag} {path}: the file cannot be overwritten (read-only).")
     return target
@@ -134,8 +144,7 @@ def check_folder(path: str, flag: str) -> pathlib.Path:
     target = pathlib.Path(path)
     _check_place(target, flag)
     if target.exists() and not target.is_dir():
-        raise UsageError(f"{flag} {path}: that is a file and not a folder. Fix: a folder "
-                         "name.")
+        raise UsageError(f"{flag} {path}: that is a file and not a folder. Fix: a folder name.")
     return target
 
 
@@ -144,8 +153,10 @@ def check_format(format: str | None, path: pathlib.Path, flag: str = "-o") -> st
     suffix's."""
     suffix = path.suffix.lower().lstrip(".")
     if format and format != suffix:
-        raise UsageError(f"--format {format} does not match {flag} {path}. Fix: leave out "
-                         f"--format, or name the file {path.with_suffix('.' + format)}.")
+        raise UsageError(
+            f"--format {format} does not match {flag} {path}. Fix: leave out "
+            f"--format, or name the file {path.with_suffix('.' + format)}."
+        )
     return suffix
 
 
@@ -154,8 +165,10 @@ def check_distinct(paths: Iterable[pathlib.Path | None]) -> None:
     seen: set[pathlib.Path] = set()
     for path in filter(None, paths):
         if path.resolve() in seen:
-            raise UsageError(f"{path} is given twice: the second output would overwrite the "
-                             "same file. Fix: two names.")
+            raise UsageError(
+                f"{path} is given twice: the second output would overwrite the "
+                "same file. Fix: two names."
+            )
         seen.add(path.resolve())
 
 
@@ -164,19 +177,21 @@ def check_module(module: str, flag: str, package: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{flag} needs {package}, which is not installed. Fix: pip install "
-                         f"{package} (or leave out {flag}).")
+        raise UsageError(
+            f"{flag} needs {package}, which is not installed. Fix: pip install "
+            f"{package} (or leave out {flag})."
+        )
 
 
 # ---- sizes -----------------------------------------------------------------------------------
+
 
 def available_bytes() -> int | None:
     """Memory this process can still take: MemAvailable, under a cgroup's limit if lower."""
     found = []
     try:
         with open("/proc/meminfo") as f:
-            found += [int(line.split()[1]) * 1024 for line in f
-                      if line.startswith("MemAvailable:")]
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
         with open("/sys/fs/cgroup/memory.max") as f:
             limit = f.read().strip()
         with open("/sys/fs/cgroup/memory.current") as f:
@@ -218,10 +233,12 @@ def _trying(model: Any, batch: int, size: int, work: Callable[[], Any]) -> Any:
         return work()
     except Exception as exc:  # the model's code, run on sizes the user chose
         said = (str(exc).splitlines() or [""])[0].split(" Fix:")[0].rstrip(".")
-        raise UsageError(f"{model.name} cannot run at batch {batch}, {model.size_means} {size} "
-                         f"({type(exc).__name__}: {said}). Fix: another --batch or --size "
-                         f"(its defaults: batch {model.batch}, {model.size_means} "
-                         f"{model.size}).") from None
+        raise UsageError(
+            f"{model.name} cannot run at batch {batch}, {model.size_means} {size} "
+            f"({type(exc).__name__}: {said}). Fix: another --batch or --size "
+            f"(its defaults: batch {model.batch}, {model.size_means} "
+            f"{model.size})."
+        ) from None
 
 
 def check_memory(model: Any, batch: int, size: int, batches: int = 1) -> None:
@@ -229,10 +246,12 @@ def check_memory(model: Any, batch: int, size: int, batches: int = 1) -> None:
     need = _trying(model, batch, size, lambda: estimated_bytes(model, batch, size, batches))
     have = available_bytes()
     if have is not None and WORKING_SET * need > have:
-        raise UsageError(f"{model.name} at batch {batch}, {model.size_means} {size} needs "
-                         f"about {_gb(need)} for its inputs and weights alone, and a run "
-                         f"several times that: more than the {_gb(have)} of memory "
-                         "available. Fix: a smaller --batch or --size.")
+        raise UsageError(
+            f"{model.name} at batch {batch}, {model.size_means} {size} needs "
+            f"about {_gb(need)} for its inputs and weights alone, and a run "
+            f"several times that: more than the {_gb(have)} of memory "
+            "available. Fix: a smaller --batch or --size."
+        )
 
 
 def check_runs(model: Any, batch: int, size: int, seed: int = 0) -> None:
@@ -249,8 +268,14 @@ def check_runs(model: Any, batch: int, size: int, seed: int = 0) -> None:
     _trying(model, batch, size, attempt)
 
 
-def check_sizes(model: Any, batch: int | None, size: int | None, seed: int = 0,
-                batches: int = 1, defaults: tuple[int, int] | None = None) -> None:
+def check_sizes(
+    model: Any,
+    batch: int | None,
+    size: int | None,
+    seed: int = 0,
+    batches: int = 1,
+    defaults: tuple[int, int] | None = None,
+) -> None:
     """The memory that `batches` batches need, and a --batch or --size the user gave (the
     defaults are known to run), checked before any work. `defaults`: (batch, size) when not
     the model's own."""

@@ -39,34 +39,62 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="time and check every mode of some models (default)",
-                       description="Run each model eagerly, compiled at each optimize level "
-                       "and on the peers; print one table.")
-    p.add_argument("models", nargs="*", metavar="MODEL",
-                   help=f"zoo models, or 'all' (default: {', '.join(zoo.QUICK)})")
+    p = sub.add_parser(
+        "compare",
+        help="time and check every mode of some models (default)",
+        description="Run each model eagerly, compiled at each optimize level "
+        "and on the peers; print one table.",
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=f"zoo models, or 'all' (default: {', '.join(zoo.QUICK)})",
+    )
     p.add_argument("--device", default="cpu", help="cpu (numpy) or cuda (cupy)")
     p.add_argument("--batch", type=at_least(1), help="batch size (default: each model's own)")
-    p.add_argument("--sizes", type=at_least(1), nargs="+", metavar="N",
-                   help="the model's size knob (see `diptych models`); several values make "
-                   "a scaling sweep")
-    p.add_argument("--repeat", type=at_least(1), default=15,
-                   help="interleaved timing rounds (15)")
-    p.add_argument("--warmup", type=at_least(0), default=2,
-                   help="untimed calls per mode first (2)")
-    p.add_argument("--opt", type=opt_level, nargs="+", default=[0, 1, 2], metavar="LEVEL",
-                   help="optimize levels of the symbolic rows (default: 0 1 2)")
+    p.add_argument(
+        "--sizes",
+        type=at_least(1),
+        nargs="+",
+        metavar="N",
+        help="the model's size knob (see `diptych models`); several values make a scaling sweep",
+    )
+    p.add_argument("--repeat", type=at_least(1), default=15, help="interleaved timing rounds (15)")
+    p.add_argument("--warmup", type=at_least(0), default=2, help="untimed calls per mode first (2)")
+    p.add_argument(
+        "--opt",
+        type=opt_level,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="LEVEL",
+        help="optimize levels of the symbolic rows (default: 0 1 2)",
+    )
     p.add_argument("--peers", default="", help="comma list of peer frameworks: torch,jax")
-    p.add_argument("--ablate", action="store_true",
-                   help="add the top optimize level with each pass switched off in turn")
-    p.add_argument("--breakdown", action="store_true",
-                   help="measure where each step's time goes: kernels, allocation, overhead")
+    p.add_argument(
+        "--ablate",
+        action="store_true",
+        help="add the top optimize level with each pass switched off in turn",
+    )
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="measure where each step's time goes: kernels, allocation, overhead",
+    )
     p.add_argument("--json", metavar="PATH", help="write the results (compare/schema.py)")
-    p.add_argument("--plot", metavar="PATH", help="bar chart of step times (or the scaling "
-                   "plot for several --sizes); needs matplotlib")
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="bar chart of step times (or the scaling plot for several --sizes); needs matplotlib",
+    )
     p.add_argument("--html", metavar="PATH", help="write the tables as an HTML page")
     p.add_argument("--threads", type=at_least(0), default=1, help=THREADS_HELP)
-    p.add_argument("--target-ms", type=positive_float, default=10.0,
-                   help="each timing sample loops for about this long (10)")
+    p.add_argument(
+        "--target-ms",
+        type=positive_float,
+        default=10.0,
+        help="each timing sample loops for about this long (10)",
+    )
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -78,10 +106,8 @@ def _add_others(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=positive_float, help="learning rate (default: the model's)")
     t.add_argument("--batch", type=at_least(1))
     t.add_argument("--size", type=at_least(1))
-    t.add_argument("--opt", type=opt_level, default=2,
-                   help="optimize level of the compiled step")
-    t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure (png, svg, "
-                   "pdf)")
+    t.add_argument("--opt", type=opt_level, default=2, help="optimize level of the compiled step")
+    t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure (png, svg, pdf)")
     t.add_argument("--threads", type=at_least(0), default=1, help="as for compare")
     t.add_argument("--seed", type=at_least(0), default=0)
     sub.add_parser("models", help="the zoo, one line each")
@@ -94,8 +120,11 @@ def _add_others(sub: argparse._SubParsersAction) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="diptych", description=DESCRIPTION,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(
+        prog="diptych",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     _add_compare(sub)
     _add_others(sub)
@@ -104,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # ---- checks ------------------------------------------------------------------------------
+
 
 def models_named(names: list[str]) -> list[zoo.Model]:
     if not names:
@@ -148,6 +178,7 @@ def check_results_paths(args: argparse.Namespace) -> None:
 
 # ---- commands ----------------------------------------------------------------------------
 
+
 def run_compare(args: argparse.Namespace) -> int:
     from compare import report
     from compare.harness import Settings, run_model
@@ -164,25 +195,45 @@ def run_compare(args: argparse.Namespace) -> int:
         checks.check_memory(model, args.batch or model.batch, size or model.size)
     for model, size in jobs if args.batch or args.sizes else ():
         checks.check_runs(model, args.batch or model.batch, size or model.size, args.seed)
-    base = Settings(device=args.device, batch=args.batch, repeat=args.repeat,
-                    warmup=args.warmup, opts=tuple(dict.fromkeys(args.opt)), peers=peers,
-                    ablate=args.ablate, breakdown=args.breakdown, seed=args.seed,
-                    target_ms=args.target_ms)
+    base = Settings(
+        device=args.device,
+        batch=args.batch,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        opts=tuple(dict.fromkeys(args.opt)),
+        peers=peers,
+        ablate=args.ablate,
+        breakdown=args.breakdown,
+        seed=args.seed,
+        target_ms=args.target_ms,
+    )
     results: list = []
-    notes = [] if args.device == "cpu" else [
-        f"peak mem: tracemalloc sees host allocations only, so it is left out on {args.device}"]
+    notes = (
+        []
+        if args.device == "cpu"
+        else [
+            f"peak mem: tracemalloc sees host allocations only, so it is left out on {args.device}"
+        ]
+    )
     start = time.perf_counter()
-    with thread_limit(args.threads, peers) as threads, \
-            Progress(len(jobs) * (args.repeat + 1), args.quiet) as progress:
+    with (
+        thread_limit(args.threads, peers) as threads,
+        Progress(len(jobs) * (args.repeat + 1), args.quiet) as progress,
+    ):
         info = {**machine(args.device), "threads": threads}
         for name in peers:
             from compare.peers import version_line
 
             info["libraries"].setdefault(name, version_line(name))
         for i, (model, size) in enumerate(jobs, 1):
-            results.append(run_model(model, replace(base, size=size), tick=progress.tick,
-                                     stage=lambda text, i=i: progress.stage(
-                                         f"[{i}/{len(jobs)}] {text}")))
+            results.append(
+                run_model(
+                    model,
+                    replace(base, size=size),
+                    tick=progress.tick,
+                    stage=lambda text, i=i: progress.stage(f"[{i}/{len(jobs)}] {text}"),
+                )
+            )
             progress.tick()
     report.print_report(results, info, notes)
     print(f"\n{len(jobs)} model run(s) in {time.perf_counter() - start:.1f} s")
@@ -192,8 +243,9 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0 if document["ok"] else 1
 
 
-def write_outputs(args: argparse.Namespace, results: list, info: dict, notes: list[str],
-                  document: dict) -> None:
+def write_outputs(
+    args: argparse.Namespace, results: list, info: dict, notes: list[str], document: dict
+) -> None:
     """--json, --plot and --html (the chart goes into the page too)."""
     from compare import report
 
@@ -227,20 +279,22 @@ def run_train(args: argparse.Namespace) -> int:
     checks.check_sizes(model, args.batch, args.size, args.seed, batches=args.steps)
     with thread_limit(args.threads):
         try:
-            result = train(model, args.steps, args.batch, args.size, args.lr, args.opt,
-                           args.seed)
+            result = train(model, args.steps, args.batch, args.size, args.lr, args.opt, args.seed)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     print_training(result)
     if result.diverged:
-        print(f"diptych: warning: the training diverged ({result.diverged}) at learning rate "
-              f"{result.lr:g}. Fix: a smaller --lr (the model's own: {model.lr:g}).",
-              file=sys.stderr)
+        print(
+            f"diptych: warning: the training diverged ({result.diverged}) at learning rate "
+            f"{result.lr:g}. Fix: a smaller --lr (the model's own: {model.lr:g}).",
+            file=sys.stderr,
+        )
     if args.plot:
         from compare import plots
 
-        plots.save(plots.loss_curves(model.name, result.eager_losses,
-                                     result.symbolic_losses), args.plot)
+        plots.save(
+            plots.loss_curves(model.name, result.eager_losses, result.symbolic_losses), args.plot
+        )
         print(f"wrote {args.plot}")
     return 0
 
@@ -263,9 +317,11 @@ def run_explain(args: argparse.Namespace) -> int:
     case = Case(model, Settings(batch=args.batch, size=args.size))
     fn = case.compile(args.opt)
     print(f"{model.name}: {model.description}")
-    print(f"compiled at optimize={args.opt}: the loss, the outputs and the gradients of "
-          f"{len(case.params)} parameters{' and ' + ', '.join(model.wrt) if model.wrt else ''}"
-          f" (batch {case.batch}, {model.size_means} {case.size})\n")
+    print(
+        f"compiled at optimize={args.opt}: the loss, the outputs and the gradients of "
+        f"{len(case.params)} parameters{' and ' + ', '.join(model.wrt) if model.wrt else ''}"
+        f" (batch {case.batch}, {model.size_means} {case.size})\n"
+    )
     print(fn.report)
     if args.graph:
         print(f"\nthe graph after the passes:\n{fn.graph}")
@@ -273,8 +329,7 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNNERS = {"compare": run_compare, "train": run_train, "models": run_models,
-           "explain": run_explain}
+RUNNERS = {"compare": run_compare, "train": run_train, "models": run_models, "explain": run_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,9 @@ from compare.zoo import Model
 
 EXACT, CLOSE = 0.0, 1e-4  # tolerances: optimize=0 must be bit-exact, optimized graphs close
 PEER_TOLERANCE = 1e-4  # other kernels, other summation orders
-NOT_EXACT = ("the eager program differs from the graph (see the model), so optimize=0 is "
-             "held to {tol:g} too")
+NOT_EXACT = (
+    "the eager program differs from the graph (see the model), so optimize=0 is held to {tol:g} too"
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,10 @@ class Case:
 
     def eager(self) -> Contender:
         model, sync = self.model, self.backend.synchronize
-        tensors = [E.tensor(v, device=self.backend.device, requires_grad=k in model.wrt)
-                   for k, v in self.inputs.items()]
+        tensors = [
+            E.tensor(v, device=self.backend.device, requires_grad=k in model.wrt)
+            for k, v in self.inputs.items()
+        ]
         targets = self.params + [t for k, t in zip(self.inputs, tensors) if k in model.wrt]
 
         def step() -> list:
@@ -135,14 +138,25 @@ class Case:
 
     def compile(self, optimize: int, disable: tuple[str, ...] = ()) -> S.CompiledFunction:
         feeds, outputs = self.trace()
-        return S.compile(outputs, inputs=feeds, optimize=optimize, disable=list(disable),
-                         backend=self.backend.name)
+        return S.compile(
+            outputs,
+            inputs=feeds,
+            optimize=optimize,
+            disable=list(disable),
+            backend=self.backend.name,
+        )
 
     def symbolic(self, optimize: int, disable: tuple[str, ...] = ()) -> Contender:
         fn, seconds = time_once(lambda: self.compile(optimize, disable))
         mode = f"symbolic O{optimize}" + "".join(f" -{name}" for name in disable)
-        row = Row(mode, "symbolic", optimize, list(disable), compile_s=seconds,
-                  graph_ops=len(fn.graph.ops))
+        row = Row(
+            mode,
+            "symbolic",
+            optimize,
+            list(disable),
+            compile_s=seconds,
+            graph_ops=len(fn.graph.ops),
+        )
         arrays, sync = list(self.inputs.values()), self.backend.synchronize
 
         def step() -> list:
@@ -154,6 +168,7 @@ class Case:
 
 
 # ---- checking ----------------------------------------------------------------------------
+
 
 def differences(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[float, float]:
     """(max abs, max rel): rel is per array max|got - want| / max|want| (the array's scale,
@@ -209,9 +224,14 @@ def pool_bytes(fn: S.CompiledFunction) -> int:
 def kernel_builds(fn: S.CompiledFunction, device: str) -> list[dict]:
     """Each fused kernel's target (chosen on the first call, by common/fusion.py's rule) and
     the seconds its numba build (or load from the disk cache) took then."""
-    return [{"op": op.name, "build_s": op.kernel.compile_seconds,
-             "target": op.kernel.choice if device == "cpu" else f"cupy ({device})"}
-            for op in fn.report.fused_kernels]
+    return [
+        {
+            "op": op.name,
+            "build_s": op.kernel.compile_seconds,
+            "target": op.kernel.choice if device == "cpu" else f"cupy ({device})",
+        }
+        for op in fn.report.fused_kernels
+    ]
 
 
 def targets_note(model: str, row: Row) -> str:
@@ -221,8 +241,10 @@ def targets_note(model: str, row: Row) -> str:
     for kernel in row.fused_kernels:
         counts[kernel["target"]] = counts.get(kernel["target"], 0) + 1
     targets = "; ".join(f"{target} x{n}" for target, n in counts.items())
-    return (f"{model} {row.mode}: {len(row.fused_kernels)} fused kernel(s): {targets}; built "
-            f"on the first call in {seconds(row.kernel_build_s)} (counted in 'compile')")
+    return (
+        f"{model} {row.mode}: {len(row.fused_kernels)} fused kernel(s): {targets}; built "
+        f"on the first call in {seconds(row.kernel_build_s)} (counted in 'compile')"
+    )
 
 
 def account_first_call(c: Contender, device: str) -> None:
@@ -236,6 +258,7 @@ def account_first_call(c: Contender, device: str) -> None:
 
 
 # ---- running -----------------------------------------------------------------------------
+
 
 def symbolic_plan(settings: Settings) -> list[tuple[int, tuple[str, ...]]]:
     """(optimize, disabled passes) per symbolic row; --ablate adds the top level with each
@@ -261,8 +284,9 @@ def contenders_for(case: Case, settings: Settings, notes: list[str]) -> list[Con
             notes.append(f"{name}: peers run on the CPU only; left out on {case.backend.device}")
             continue
         params = [case.backend.to_host(p.data) for p in case.params]
-        steps, why = peer_lib.peer_steps(name, case.model.peer, params, case.host_inputs,
-                                         case.model.wrt)
+        steps, why = peer_lib.peer_steps(
+            name, case.model.peer, params, case.host_inputs, case.model.wrt
+        )
         if why:
             notes.append(why)
         for s in steps:
@@ -281,8 +305,10 @@ def first_calls(contenders: list[Contender], case: Case, notes: list[str]) -> li
         except Exception as exc:
             if c.row.kind != "peer":
                 raise
-            notes.append(f"{c.row.mode}: failed on its first call ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); left out")
+            notes.append(
+                f"{c.row.mode}: failed on its first call ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); left out"
+            )
             continue
         account_first_call(c, case.backend.device)
         if c.row.fused_kernels:
@@ -291,8 +317,11 @@ def first_calls(contenders: list[Contender], case: Case, notes: list[str]) -> li
         if reference is None:
             reference, c.row.verdict = got, "reference"
         else:  # peers return [loss, *grads]: compared with eager's loss and gradients
-            want = reference if len(got) == len(reference) else (
-                [reference[0]] + reference[len(reference) - len(got) + 1:])
+            want = (
+                reference
+                if len(got) == len(reference)
+                else ([reference[0]] + reference[len(reference) - len(got) + 1 :])
+            )
             judge(c.row, got, want, exact=case.model.eager_forward is None)
         if c.traced_memory and case.backend.device == "cpu":  # the honest peak: a steady
             c.row.peak_bytes = peak_memory(c.step) + (c.row.pool_bytes or 0)  # step + its pool
@@ -300,8 +329,12 @@ def first_calls(contenders: list[Contender], case: Case, notes: list[str]) -> li
     return kept
 
 
-def run_model(model: Model, settings: Settings, tick: Callable[[], None] | None = None,
-              stage: Callable[[str], None] | None = None) -> ModelResult:
+def run_model(
+    model: Model,
+    settings: Settings,
+    tick: Callable[[], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> ModelResult:
     """Every mode of `model`: first calls, checks, memory, then one interleaved race."""
     say = stage or (lambda text: None)
     notes: list[str] = []
@@ -311,14 +344,20 @@ def run_model(model: Model, settings: Settings, tick: Callable[[], None] | None 
     if model.eager_forward is not None:
         notes.append(NOT_EXACT.format(tol=CLOSE) + f" ({model.name})")
     say(f"{model.name}: timing {len(contenders)} modes")
-    stats = race({c.row.mode: c.step for c in contenders}, int(settings.target_ms * 1e6),
-                 repeats=settings.repeat, warmup=settings.warmup, tick=tick)
+    stats = race(
+        {c.row.mode: c.step for c in contenders},
+        int(settings.target_ms * 1e6),
+        repeats=settings.repeat,
+        warmup=settings.warmup,
+        tick=tick,
+    )
     eager_median = stats["eager"].median
     for c in contenders:
         c.row.stats = stats[c.row.mode]
         c.row.speedup = eager_median / c.row.stats.median
-    result = ModelResult(model.name, case.batch, case.size, model.size_means,
-                         [c.row for c in contenders], notes)
+    result = ModelResult(
+        model.name, case.batch, case.size, model.size_means, [c.row for c in contenders], notes
+    )
     if settings.breakdown:
         from compare.breakdown import breakdown
 

@@ -43,13 +43,20 @@ def version_line(name: str) -> str:
 
 # ---- torch -------------------------------------------------------------------------------
 
+
 def _torch_ops(torch: Any) -> SimpleNamespace:
-    return SimpleNamespace(relu=torch.relu, tanh=torch.tanh,
-                           cross_entropy=torch.nn.functional.cross_entropy)
+    return SimpleNamespace(
+        relu=torch.relu, tanh=torch.tanh, cross_entropy=torch.nn.functional.cross_entropy
+    )
 
 
-def torch_steps(torch: Any, peer: Callable, params: list[np.ndarray],
-                inputs: dict[str, np.ndarray], wrt: tuple[str, ...]) -> list[PeerStep]:
+def torch_steps(
+    torch: Any,
+    peer: Callable,
+    params: list[np.ndarray],
+    inputs: dict[str, np.ndarray],
+    wrt: tuple[str, ...],
+) -> list[PeerStep]:
     """torch eager and torch.compile: the loss, then torch.autograd.grad."""
     ops = _torch_ops(torch)
     leaves = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
@@ -57,23 +64,32 @@ def torch_steps(torch: Any, peer: Callable, params: list[np.ndarray],
     targets = leaves + [t for k, t in zip(inputs, feeds) if k in wrt]
 
     def loss_fn(*args: Any) -> Any:
-        return peer(ops, list(args[:len(leaves)]), *args[len(leaves):])
+        return peer(ops, list(args[: len(leaves)]), *args[len(leaves) :])
 
     def make(fn: Callable) -> Callable[[], Any]:
         def step() -> list:
             loss = fn(*leaves, *feeds)
             return [loss, *torch.autograd.grad(loss, targets)]
+
         return step
 
     def to_numpy(values: list) -> list[np.ndarray]:
         return [v.detach().numpy() for v in values]
 
-    return [PeerStep("torch eager", make(loss_fn), to_numpy, None),
-            PeerStep("torch.compile", make(torch.compile(loss_fn, dynamic=False)), to_numpy,
-                     None, "torch.compile compiles inside its first call")]
+    return [
+        PeerStep("torch eager", make(loss_fn), to_numpy, None),
+        PeerStep(
+            "torch.compile",
+            make(torch.compile(loss_fn, dynamic=False)),
+            to_numpy,
+            None,
+            "torch.compile compiles inside its first call",
+        ),
+    ]
 
 
 # ---- jax ---------------------------------------------------------------------------------
+
 
 def _jax_ops(jax: Any) -> SimpleNamespace:
     jnp = jax.numpy
@@ -85,13 +101,20 @@ def _jax_ops(jax: Any) -> SimpleNamespace:
     return SimpleNamespace(relu=jax.nn.relu, tanh=jnp.tanh, cross_entropy=cross_entropy)
 
 
-def jax_steps(jax: Any, peer: Callable, params: list[np.ndarray],
-              inputs: dict[str, np.ndarray], wrt: tuple[str, ...]) -> list[PeerStep]:
+def jax_steps(
+    jax: Any,
+    peer: Callable,
+    params: list[np.ndarray],
+    inputs: dict[str, np.ndarray],
+    wrt: tuple[str, ...],
+) -> list[PeerStep]:
     """jax.jit of value_and_grad, lowered and compiled ahead of the first call."""
     ops = _jax_ops(jax)
     names = list(inputs)
-    arrays = {k: jax.numpy.asarray(v.astype(np.int32) if v.dtype == np.int64 else v)
-              for k, v in inputs.items()}
+    arrays = {
+        k: jax.numpy.asarray(v.astype(np.int32) if v.dtype == np.int64 else v)
+        for k, v in inputs.items()
+    }
     diff = ([jax.numpy.asarray(p) for p in params], [arrays[k] for k in names if k in wrt])
     rest = [arrays[k] for k in names if k not in wrt]
 
@@ -114,8 +137,13 @@ def jax_steps(jax: Any, peer: Callable, params: list[np.ndarray],
     return [PeerStep("jax.jit", step, to_numpy, compile_s)]
 
 
-def peer_steps(name: str, peer: Callable, params: list[np.ndarray],
-               inputs: dict[str, np.ndarray], wrt: tuple[str, ...]) -> tuple[list, str]:
+def peer_steps(
+    name: str,
+    peer: Callable,
+    params: list[np.ndarray],
+    inputs: dict[str, np.ndarray],
+    wrt: tuple[str, ...],
+) -> tuple[list, str]:
     """The rows of peer `name` for one model, or none and a note saying why."""
     module, why = load(name)
     if module is None:

@@ -25,8 +25,11 @@ from compare.checks import UsageError, at_least, opt_level
 from eager import visualize as eager_pictures
 from symbolic import visualize as graph_pictures
 
-WHAT = {"forward": "the loss and outputs", "grad": "the loss, outputs and gradients (as "
-        "`diptych compare` runs it)", "train": "one SGD training step, updates included"}
+WHAT = {
+    "forward": "the loss and outputs",
+    "grad": "the loss, outputs and gradients (as `diptych compare` runs it)",
+    "train": "one SGD training step, updates included",
+}
 
 
 def _model(name: str) -> zoo.Model:
@@ -48,9 +51,14 @@ def _feeds(inputs: dict) -> list:
     return [S.placeholder(v.shape, v.dtype, name=k) for k, v in inputs.items()]
 
 
-def compile_model(model: zoo.Model, what: str = "grad", optimize: int = 2,
-                  batch: int | None = None, size: int | None = None,
-                  seed: int = 0) -> S.CompiledFunction:
+def compile_model(
+    model: zoo.Model,
+    what: str = "grad",
+    optimize: int = 2,
+    batch: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+) -> S.CompiledFunction:
     """The model's graph: its forward, its gradients, or a whole SGD training step."""
     module = _build(model, size or model.size, seed)
     inputs = model.make_inputs(batch or model.batch, size or model.size, seed)
@@ -64,8 +72,10 @@ def compile_model(model: zoo.Model, what: str = "grad", optimize: int = 2,
         grads = list(S.grad(results[0], wrt)) if wrt else []
         return S.compile(results + grads, inputs=feeds, optimize=optimize)
     if not params:
-        raise UsageError(f"{model.name} has no parameters, so it has no training step. "
-                           "Fix: --what grad, or a model with weights (`diptych models`).")
+        raise UsageError(
+            f"{model.name} has no parameters, so it has no training step. "
+            "Fix: --what grad, or a model with weights (`diptych models`)."
+        )
     sgd = optim.SGD(params, lr=model.lr, momentum=model.momentum)
     grads = S.grad(results[0], params)  # its own line: the picture sets S.grad's nodes apart
     updates = S.optimizer_updates(sgd, grads)
@@ -81,6 +91,7 @@ def eager_peak_bytes(model: zoo.Model, batch: int | None, size: int | None) -> i
 
 # ---- diptych graph ------------------------------------------------------------------------
 
+
 def graph_target(args: argparse.Namespace, model: zoo.Model) -> tuple[pathlib.Path, str]:
     """Where the picture goes and in which format, checked: -o (or MODEL_STAGE.svg); with
     --passes, a folder (made if its parent exists: it was asked for) or one .html page."""
@@ -92,9 +103,11 @@ def graph_target(args: argparse.Namespace, model: zoo.Model) -> tuple[pathlib.Pa
     if target.suffix.lower() == ".html":
         return checks.check_output(str(target), (".html",), "-o"), args.format or "svg"
     if target.suffix:
-        raise UsageError(f"with --passes, -o is a folder (no suffix) or one .html page, not "
-                         f"{target}. Fix: -o {target.with_suffix('')} or -o "
-                         f"{target.with_suffix('.html')}.")
+        raise UsageError(
+            f"with --passes, -o is a folder (no suffix) or one .html page, not "
+            f"{target}. Fix: -o {target.with_suffix('')} or -o "
+            f"{target.with_suffix('.html')}."
+        )
     return checks.check_folder(str(target), "-o"), args.format or "svg"
 
 
@@ -112,15 +125,16 @@ def graph_command(args: argparse.Namespace) -> int:
     if args.passes:
         written = graph_pictures.render_passes(fn, target, fmt, args.max_nodes)
     else:
-        written = [graph_pictures.render(fn, target, fmt, args.stage, args.collapse,
-                                         args.max_nodes)]
+        written = [
+            graph_pictures.render(fn, target, fmt, args.stage, args.collapse, args.max_nodes)
+        ]
     if memory:
         if fn.graph.memory is None:
-            print("note: --memory needs --opt 2 (the memory pass); no chart written",
-                  file=sys.stderr)
+            print(
+                "note: --memory needs --opt 2 (the memory pass); no chart written", file=sys.stderr
+            )
         else:
-            peak = eager_peak_bytes(model, args.batch, args.size) if args.what == "grad" \
-                else None
+            peak = eager_peak_bytes(model, args.batch, args.size) if args.what == "grad" else None
             written.append(graph_pictures.render_memory_plan(fn, memory, peak))
     for path in written:
         print(f"wrote {path}")
@@ -128,6 +142,7 @@ def graph_command(args: argparse.Namespace) -> int:
 
 
 # ---- diptych tape -------------------------------------------------------------------------
+
 
 def _sizes(model: zoo.Model, batch: int | None, size: int | None) -> tuple[int, int]:
     """The tape is drawn op by op: small sizes by default (each model's test sizes), so an
@@ -143,8 +158,9 @@ def _eager_inputs(model: zoo.Model, batch: int, size: int, seed: int) -> dict:
 @checks.exits_2
 def tape_command(args: argparse.Namespace) -> int:
     model = _model(args.model)
-    path = checks.check_output(args.output or f"{model.name}_tape.{args.format or 'svg'}",
-                               checks.PICTURES, "-o")
+    path = checks.check_output(
+        args.output or f"{model.name}_tape.{args.format or 'svg'}", checks.PICTURES, "-o"
+    )
     checks.check_format(args.format, path)
     if args.animate:
         checks.check_output(args.animate, (".gif",), "--animate")
@@ -166,8 +182,9 @@ def tape_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def animate_model(model: zoo.Model, path: Any, batch: int, size: int,
-                  seed: int = 0) -> pathlib.Path:
+def animate_model(
+    model: zoo.Model, path: Any, batch: int, size: int, seed: int = 0
+) -> pathlib.Path:
     """The define-by-run animation: the eager tape growing op by op (left) beside the graph
     the symbolic engine builds before running anything (right), with the nodes made by the
     line the eager run is on outlined."""
@@ -175,7 +192,9 @@ def animate_model(model: zoo.Model, path: Any, batch: int, size: int,
     tensors = _eager_inputs(model, batch, size, seed)
     recording = eager_pictures.record_tape(
         lambda *ts: model.loss_and_outputs(module, list(ts), eager=True)[0],
-        *tensors.values(), names=tensors)
+        *tensors.values(),
+        names=tensors,
+    )
     feeds = _feeds(model.make_inputs(batch, size, seed))
     results = model.loss_and_outputs(module, feeds)
     graph = S.Graph([f.node for f in feeds], [r.node for r in results])
@@ -190,12 +209,15 @@ def _static_panel(graph: S.Graph) -> Any:
         if where not in cache:
             lit = [n for n in graph.nodes if where and style.where(n.source) == where]
             picture = graph_pictures.digraph(graph, highlight=lambda n: n in lit, title="")
-            note = (f"outlined: the {len(lit)} node(s) that line made, all at build time"
-                    if lit else "(no node here comes from that line: the eager program "
-                    "differs)")
+            note = (
+                f"outlined: the {len(lit)} node(s) that line made, all at build time"
+                if lit
+                else "(no node here comes from that line: the eager program differs)"
+            )
             cache[where] = eager_pictures.captioned(
                 eager_pictures.png_image(picture.source),
-                ["define-then-run: the whole graph exists before any number", note])
+                ["define-then-run: the whole graph exists before any number", note],
+            )
         return cache[where]
 
     return panel
@@ -203,36 +225,60 @@ def _static_panel(graph: S.Graph) -> Any:
 
 # ---- the subcommands ----------------------------------------------------------------------
 
+
 def register(subparsers: Any) -> None:
     """Add `graph` and `tape` to the `diptych` command's subparsers."""
-    g = subparsers.add_parser("graph", help="draw a model's graph (traced, optimized, passes)",
-                              description="Draw a zoo model's graph with Graphviz: "
-                              "placeholders, variables, constants and ops, fused kernels as "
-                              "boxes, the backward part set apart.")
+    g = subparsers.add_parser(
+        "graph",
+        help="draw a model's graph (traced, optimized, passes)",
+        description="Draw a zoo model's graph with Graphviz: "
+        "placeholders, variables, constants and ops, fused kernels as "
+        "boxes, the backward part set apart.",
+    )
     g.add_argument("model", metavar="MODEL")
     g.add_argument("--stage", choices=graph_pictures.STAGES, default="optimized")
     g.add_argument("--format", choices=style.FORMATS, help="default: from -o, else svg")
-    g.add_argument("-o", "--output", metavar="PATH",
-                   help="the picture (with --passes: a folder, or a .html page)")
-    g.add_argument("--collapse", action="store_true",
-                   help="one box per source line (a layer called on one line is one box)")
-    g.add_argument("--passes", action="store_true",
-                   help="the graph after each pass, with what it changed highlighted")
-    g.add_argument("--what", choices=tuple(WHAT), default="grad",
-                   help="; ".join(f"{k}: {v}" for k, v in WHAT.items()) + " (default: grad)")
-    g.add_argument("--memory", metavar="PATH",
-                   help="also chart the memory plan (png, svg, pdf)")
+    g.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the picture (with --passes: a folder, or a .html page)",
+    )
+    g.add_argument(
+        "--collapse",
+        action="store_true",
+        help="one box per source line (a layer called on one line is one box)",
+    )
+    g.add_argument(
+        "--passes",
+        action="store_true",
+        help="the graph after each pass, with what it changed highlighted",
+    )
+    g.add_argument(
+        "--what",
+        choices=tuple(WHAT),
+        default="grad",
+        help="; ".join(f"{k}: {v}" for k, v in WHAT.items()) + " (default: grad)",
+    )
+    g.add_argument("--memory", metavar="PATH", help="also chart the memory plan (png, svg, pdf)")
     g.add_argument("--opt", type=opt_level, default=2, help="optimize level (2)")
-    g.add_argument("--max-nodes", type=at_least(1), default=style.MAX_NODES,
-                   help=f"cut larger pictures, with a note ({style.MAX_NODES})")
+    g.add_argument(
+        "--max-nodes",
+        type=at_least(1),
+        default=style.MAX_NODES,
+        help=f"cut larger pictures, with a note ({style.MAX_NODES})",
+    )
     g.add_argument("--batch", type=at_least(1))
     g.add_argument("--size", type=at_least(1))
     g.add_argument("--seed", type=at_least(0), default=0)
     g.set_defaults(run=graph_command)
-    t = subparsers.add_parser("tape", help="draw the eager tape of a model (and its growth)",
-                              description="Run a zoo model eagerly and draw the tape behind "
-                              "its loss; --animate also writes the tape growing op by op "
-                              "beside the static graph.")
+    t = subparsers.add_parser(
+        "tape",
+        help="draw the eager tape of a model (and its growth)",
+        description="Run a zoo model eagerly and draw the tape behind "
+        "its loss; --animate also writes the tape growing op by op "
+        "beside the static graph.",
+    )
     t.add_argument("model", metavar="MODEL")
     t.add_argument("-o", "--output", metavar="PATH", help="the picture (default MODEL_tape.svg)")
     t.add_argument("--format", choices=style.FORMATS, help="default: from -o, else svg")

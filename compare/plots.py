@@ -21,28 +21,34 @@ def _figure(**kwargs: Any) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotError("plots need matplotlib, which is not installed. Fix: pip install "
-                        "matplotlib (or leave out --plot).") from None
+        raise PlotError(
+            "plots need matplotlib, which is not installed. Fix: pip install "
+            "matplotlib (or leave out --plot)."
+        ) from None
     return Figure(**kwargs)
 
 
 def step_times(results: list[ModelResult]) -> Any:
     """Horizontal bars: median step time per mode, one panel per model, 95% CI as whiskers."""
-    fig = _figure(figsize=(8, 1.2 + 0.45 * sum(len(r.rows) + 1 for r in results)),
-                  layout="constrained")
+    fig = _figure(
+        figsize=(8, 1.2 + 0.45 * sum(len(r.rows) + 1 for r in results)), layout="constrained"
+    )
     axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
     for ax, result in zip(axes, results):
         rows = result.rows
         medians = [r.stats.median / 1e3 for r in rows]
         low = [m - r.stats.ci_low / 1e3 for m, r in zip(medians, rows)]
         high = [r.stats.ci_high / 1e3 - m for m, r in zip(medians, rows)]
-        colors = ["#777" if r.kind == "eager" else "#1f77b4" if r.kind == "symbolic"
-                  else "#ff7f0e" for r in rows]
+        colors = [
+            "#777" if r.kind == "eager" else "#1f77b4" if r.kind == "symbolic" else "#ff7f0e"
+            for r in rows
+        ]
         ax.barh(range(len(rows)), medians, xerr=[low, high], color=colors)
         ax.set_yticks(range(len(rows)), [r.mode for r in rows])
         ax.invert_yaxis()
-        ax.set_title(f"{result.model} (batch {result.batch}, {result.size_means} "
-                     f"{result.size})", fontsize=10)
+        ax.set_title(
+            f"{result.model} (batch {result.batch}, {result.size_means} {result.size})", fontsize=10
+        )
     axes[-1].set_xlabel("median step time (us; whiskers: 95% CI of the median)")
     return fig
 

@@ -25,8 +25,13 @@ class Progress:
                 from rich.progress import Progress as Bar
             except ImportError:
                 return self
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task("diptych", total=self.total)
         return self
@@ -39,8 +44,9 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, description=text)
         elif not self.quiet:
-            print(f"[{time.perf_counter() - self._start:5.1f} s] {text}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{time.perf_counter() - self._start:5.1f} s] {text}", file=sys.stderr, flush=True
+            )
 
     def tick(self) -> None:
         if self._bar is not None:

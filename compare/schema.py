@@ -34,10 +34,31 @@ FUSED_KERNEL = {
 
 ROW = {
     "type": "object",
-    "required": ["mode", "kind", "optimize", "disabled", "compile_s", "kernel_build_s",
-                 "fused_kernels", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "q1_s",
-                 "q3_s", "samples", "speedup", "peak_bytes", "pool_bytes", "max_abs_diff",
-                 "max_rel_diff", "tolerance", "verdict", "note", "graph_ops"],
+    "required": [
+        "mode",
+        "kind",
+        "optimize",
+        "disabled",
+        "compile_s",
+        "kernel_build_s",
+        "fused_kernels",
+        "first_call_s",
+        "median_s",
+        "ci_low_s",
+        "ci_high_s",
+        "q1_s",
+        "q3_s",
+        "samples",
+        "speedup",
+        "peak_bytes",
+        "pool_bytes",
+        "max_abs_diff",
+        "max_rel_diff",
+        "tolerance",
+        "verdict",
+        "note",
+        "graph_ops",
+    ],
     "additionalProperties": False,
     "properties": {
         "mode": {"type": "string"},  # "eager", "symbolic O2", "symbolic O2 -cse", "jax.jit"
@@ -68,8 +89,15 @@ ROW = {
 
 BREAKDOWN = {
     "type": "object",
-    "required": ["mode", "total_s", "kernel_s", "allocation_s", "overhead_s", "kernel_calls",
-                 "untimed_ops"],
+    "required": [
+        "mode",
+        "total_s",
+        "kernel_s",
+        "allocation_s",
+        "overhead_s",
+        "kernel_calls",
+        "untimed_ops",
+    ],
     "additionalProperties": False,
     "properties": {
         "mode": {"type": "string"},
@@ -108,8 +136,18 @@ SCHEMA: dict[str, Any] = {
         "schema": {"enum": [SCHEMA_ID]},
         "machine": {
             "type": "object",
-            "required": ["cpu", "cpu_count", "usable_cpus", "platform", "python", "device",
-                         "libraries", "env", "threads", "load_average"],
+            "required": [
+                "cpu",
+                "cpu_count",
+                "usable_cpus",
+                "platform",
+                "python",
+                "device",
+                "libraries",
+                "env",
+                "threads",
+                "load_average",
+            ],
             "properties": {
                 "cpu": {"type": "string"},
                 "cpu_count": MAYBE_INT,
@@ -125,8 +163,19 @@ SCHEMA: dict[str, Any] = {
         },
         "settings": {
             "type": "object",
-            "required": ["device", "batch", "repeat", "warmup", "opts", "peers", "ablate",
-                         "breakdown", "sizes", "seed", "target_ms"],
+            "required": [
+                "device",
+                "batch",
+                "repeat",
+                "warmup",
+                "opts",
+                "peers",
+                "ablate",
+                "breakdown",
+                "sizes",
+                "seed",
+                "target_ms",
+            ],
             "properties": {
                 "device": {"type": "string"},
                 "batch": MAYBE_INT,

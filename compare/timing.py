@@ -27,14 +27,21 @@ import numpy as np
 REPEATS = 31
 NOISY = 0.25  # an IQR wider than this fraction of the median is flagged
 CONFIDENCE = 0.95  # of the interval around the median
-THREAD_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                   "OMP_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+)
 POLICY_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-THREADS_HELP = ("limit BLAS/OpenMP thread pools while timing (default 1: stable numbers on "
-                "small or busy machines; 0: the libraries' defaults)")
+THREADS_HELP = (
+    "limit BLAS/OpenMP thread pools while timing (default 1: stable numbers on "
+    "small or busy machines; 0: the libraries' defaults)"
+)
 
 
 # ---- statistics --------------------------------------------------------------------------
+
 
 def median_ci(samples: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """A distribution-free confidence interval for the median, from order statistics: ranks
@@ -81,6 +88,7 @@ class Stats:
 
 # ---- timing ------------------------------------------------------------------------------
 
+
 def per_call_ns(fn: Callable[[], Any], number: int) -> float:
     start = time.perf_counter_ns()
     for _ in range(number):
@@ -98,8 +106,13 @@ def calibrate(fn: Callable[[], Any], target_ns: int) -> int:
         number *= 2
 
 
-def race(contenders: dict[str, Callable[[], Any]], target_ns: int, repeats: int = REPEATS,
-         warmup: int = 0, tick: Callable[[], None] | None = None) -> dict[str, Stats]:
+def race(
+    contenders: dict[str, Callable[[], Any]],
+    target_ns: int,
+    repeats: int = REPEATS,
+    warmup: int = 0,
+    tick: Callable[[], None] | None = None,
+) -> dict[str, Stats]:
     """Per-call time of each contender, interleaved across repeats. `warmup` extra calls
     come before calibrating; `tick` is called after every round (for progress bars)."""
     for fn in contenders.values():
@@ -132,6 +145,7 @@ def time_once(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 # ---- the thread policy ------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
     """The one thread policy of `diptych compare` and benchmarks/: BLAS and OpenMP pools (and
@@ -157,8 +171,10 @@ def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
         if torch is not None:
             torch.set_num_threads(threads)
         with threadpool_limits(limits=threads):
-            yield (f"BLAS/OpenMP pools limited to {threads} (--threads {threads}); not "
-                   "limited: XLA's pool, the fused kernels' own threads")
+            yield (
+                f"BLAS/OpenMP pools limited to {threads} (--threads {threads}); not "
+                "limited: XLA's pool, the fused kernels' own threads"
+            )
     finally:
         for var, value in saved.items():
             if value is None:
@@ -175,6 +191,7 @@ def policy_line(policy: str) -> str:
 
 
 # ---- formatting --------------------------------------------------------------------------
+
 
 def us(ns: float) -> str:
     """Nanoseconds as microseconds: two decimals below 100 us, none above."""
@@ -207,14 +224,17 @@ def table_text(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(c) for c in col) for col in zip(headers, *rows)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)]
-                     + [line(row) for row in rows])
+    return "\n".join(
+        [line(headers), "  ".join("-" * w for w in widths)] + [line(row) for row in rows]
+    )
 
 
 # ---- the machine -------------------------------------------------------------------------
+
 
 def cpu_name() -> str:
     try:
@@ -238,12 +258,15 @@ def _version(module: str) -> str | None:
         return None
 
 
-def machine(device: str = "cpu",
-            env_vars: tuple = (*THREAD_ENV_VARS, "XLA_FLAGS")) -> dict[str, Any]:
+def machine(
+    device: str = "cpu", env_vars: tuple = (*THREAD_ENV_VARS, "XLA_FLAGS")
+) -> dict[str, Any]:
     """What the numbers depend on: CPU, cores, Python, library versions, thread settings.
     Versions are read from package metadata, so nothing heavy is imported."""
-    libraries = {name: _version(name) for name in
-                 ("diptych", "numpy", "numba", "cupy-cuda12x", "torch", "jax", "jaxlib")}
+    libraries = {
+        name: _version(name)
+        for name in ("diptych", "numpy", "numba", "cupy-cuda12x", "torch", "jax", "jaxlib")
+    }
     return {
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
@@ -264,6 +287,8 @@ def machine_text(info: dict[str, Any]) -> str:
     load = info.get("load_average")
     busy = "" if not load else f"; load average {load[0]:.2f} when the run began"
     policy = f"\n  {policy_line(info['threads'])}" if "threads" in info else ""
-    return (f"machine: {info['cpu']}; {info['cpu_count']} CPUs ({info['usable_cpus']} usable); "
-            f"Python {info['python']}; device {info['device']}{busy}\n"
-            f"  libraries: {libs}\n  thread settings: {env}{policy}")
+    return (
+        f"machine: {info['cpu']}; {info['cpu_count']} CPUs ({info['usable_cpus']} usable); "
+        f"Python {info['python']}; device {info['device']}{busy}\n"
+        f"  libraries: {libs}\n  thread settings: {env}{policy}"
+    )

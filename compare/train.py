@@ -63,8 +63,7 @@ def eager_trainer(model: Model, module, lr: float) -> Callable[[dict], float]:
     opt = optim.SGD(list(module.parameters()), lr=lr, momentum=model.momentum)
 
     def step(inputs: dict) -> float:
-        loss = model.loss_and_outputs(module, [E.tensor(v) for v in inputs.values()],
-                                      eager=True)[0]
+        loss = model.loss_and_outputs(module, [E.tensor(v) for v in inputs.values()], eager=True)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -73,8 +72,9 @@ def eager_trainer(model: Model, module, lr: float) -> Callable[[dict], float]:
     return step
 
 
-def compiled_trainer(model: Model, module, lr: float, example: dict,
-                     optimize: int) -> Callable[[dict], float]:
+def compiled_trainer(
+    model: Model, module, lr: float, example: dict, optimize: int
+) -> Callable[[dict], float]:
     """The whole step as one graph: the loss, S.grad, and SGD's rule with its momentum held
     in variables."""
     feeds = [S.placeholder(v.shape, v.dtype, name=k) for k, v in example.items()]
@@ -86,15 +86,26 @@ def compiled_trainer(model: Model, module, lr: float, example: dict,
     return lambda inputs: float(compiled(*inputs.values()))
 
 
-def train(model: Model, steps: int, batch: int | None = None, size: int | None = None,
-          lr: float | None = None, optimize: int = 2, seed: int = 0) -> TrainResult:
+def train(
+    model: Model,
+    steps: int,
+    batch: int | None = None,
+    size: int | None = None,
+    lr: float | None = None,
+    optimize: int = 2,
+    seed: int = 0,
+) -> TrainResult:
     batch, size, lr = batch or model.batch, size or model.size, lr or model.lr
     eager_module, symbolic_module = model.build(size, seed), model.build(size, seed)
     if not list(eager_module.parameters()):
-        raise ValueError(f"{model.name} has no parameters, so there is nothing to train. "
-                         "Fix: pick a model with weights (`diptych models`).")
-    batches = [model.make_inputs(batch, size, seed + i if model.fresh_batches else seed)
-               for i in range(steps)]
+        raise ValueError(
+            f"{model.name} has no parameters, so there is nothing to train. "
+            "Fix: pick a model with weights (`diptych models`)."
+        )
+    batches = [
+        model.make_inputs(batch, size, seed + i if model.fresh_batches else seed)
+        for i in range(steps)
+    ]
     with np.errstate(over="ignore", invalid="ignore"):  # diverging: `diverged` says so once
         eager_losses, eager_s = _timed_loop(eager_trainer(model, eager_module, lr), batches)
         start = time.perf_counter()
@@ -102,28 +113,35 @@ def train(model: Model, steps: int, batch: int | None = None, size: int | None =
         compile_s = time.perf_counter() - start
         symbolic_losses, symbolic_s = _timed_loop(step, batches)
         rel = _weights_max_rel(symbolic_module.parameters(), eager_module.parameters())
-    return TrainResult(model.name, steps, lr, eager_losses, symbolic_losses, eager_s,
-                       symbolic_s, compile_s, rel)
+    return TrainResult(
+        model.name, steps, lr, eager_losses, symbolic_losses, eager_s, symbolic_s, compile_s, rel
+    )
 
 
 def _weights_max_rel(symbolic: Iterable, eager: Iterable) -> float:
-    return max((float(np.max(np.abs(p.numpy() - q.numpy())) / max(np.max(np.abs(q.numpy())),
-                                                                    1e-30))
-               for p, q in zip(symbolic, eager)), default=0.0)
+    return max(
+        (
+            float(np.max(np.abs(p.numpy() - q.numpy())) / max(np.max(np.abs(q.numpy())), 1e-30))
+            for p, q in zip(symbolic, eager)
+        ),
+        default=0.0,
+    )
 
 
 def print_training(result: TrainResult) -> None:
     n = result.steps
-    print(f"{result.model}: {n} SGD steps (lr {result.lr:g}) eagerly and as one compiled "
-          "step, from the same initialization and the same batches\n")
+    print(
+        f"{result.model}: {n} SGD steps (lr {result.lr:g}) eagerly and as one compiled "
+        "step, from the same initialization and the same batches\n"
+    )
     print(f"{'step':>6} {'eager loss':>16} {'symbolic loss':>16}")
     for i in sorted({0, 1, 10, 50, 100, n // 2, n - 1} & set(range(n))):
         print(f"{i:>6} {result.eager_losses[i]:>16.6g} {result.symbolic_losses[i]:>16.6g}")
-    print(f"\nlargest relative difference between the two loss curves: "
-          f"{result.curves_max_rel:.2e}")
-    print(f"largest relative difference between the trained weights: "
-          f"{result.weights_max_rel:.2e}")
+    print(f"\nlargest relative difference between the two loss curves: {result.curves_max_rel:.2e}")
+    print(f"largest relative difference between the trained weights: {result.weights_max_rel:.2e}")
     ratio = result.eager_step_s / result.symbolic_step_s
-    print(f"time per step (median): eager {1e6 * result.eager_step_s:.0f} us, compiled "
-          f"{1e6 * result.symbolic_step_s:.0f} us ({ratio:.2f}x); compiling the step took "
-          f"{1e3 * result.compile_s:.0f} ms")
+    print(
+        f"time per step (median): eager {1e6 * result.eager_step_s:.0f} us, compiled "
+        f"{1e6 * result.symbolic_step_s:.0f} us ({ratio:.2f}x); compiling the step took "
+        f"{1e3 * result.compile_s:.0f} ms"
+    )

@@ -1,8 +1,8 @@
 """The eager (define-by-run) engine: ops run at once, and a tape records them for autograd.
 
-    import eager as E
-    x = E.tensor([[1., 2.], [3., 4.]], requires_grad=True)
-    y = F.tanh(x @ x).sum(); y.backward(); x.grad
+import eager as E
+x = E.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+y = F.tanh(x @ x).sum(); y.backward(); x.grad
 """
 
 from common.random import manual_seed

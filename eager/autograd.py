@@ -112,8 +112,7 @@ def _free(tensor: Any) -> None:
     tensor._node.inputs = None
 
 
-def propagate(roots: list, seeds: list, wanted: set | None, create_graph: bool,
-              free: bool) -> dict:
+def propagate(roots: list, seeds: list, wanted: set | None, create_graph: bool, free: bool) -> dict:
     """Gradients of `roots` (weighted by `seeds`) for the tensors whose id is in `wanted`
     (None: every leaf and every tensor with retain_grad()). Returns {id: (tensor, grad)}."""
     if wanted is None:
@@ -121,8 +120,9 @@ def propagate(roots: list, seeds: list, wanted: set | None, create_graph: bool,
     else:
         capture = lambda t: id(t) in wanted
     with set_grad_enabled(create_graph):
-        return backpropagate(roots, seeds, _parents, id, _needs_grad, capture,
-                             _free if free else None)
+        return backpropagate(
+            roots, seeds, _parents, id, _needs_grad, capture, _free if free else None
+        )
 
 
 def _seed(output: Any, grad: Any) -> Any:
@@ -154,8 +154,9 @@ def _check_differentiable(output: Any, what: str) -> None:
         )
 
 
-def backward(output: Any, grad: Any = None, retain_graph: bool | None = None,
-             create_graph: bool = False) -> None:
+def backward(
+    output: Any, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+) -> None:
     """Accumulate d(output)/d(leaf) into every leaf's `.grad` (and retain_grad() tensors)."""
     _check_differentiable(output, "backward")
     seed = _seed(output, grad)
@@ -178,18 +179,27 @@ def _accumulate(tensor: Any, g: Any, create_graph: bool) -> None:
         tensor.grad.data += g.data
 
 
-def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
-         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple:
     """The gradients of `outputs` with respect to `inputs`, returned, not stored in `.grad`."""
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     single = not isinstance(inputs, (list, tuple))
     inputs = [inputs] if single else list(inputs)
-    seeds = grad_outputs if isinstance(grad_outputs, (list, tuple)) else [grad_outputs] * len(
-        outputs)
+    seeds = (
+        grad_outputs if isinstance(grad_outputs, (list, tuple)) else [grad_outputs] * len(outputs)
+    )
     for i, x in enumerate(inputs):
         if not _needs_grad(x):
-            raise RuntimeError(f"grad: input {i} does not require grad. Fix: create it with "
-                               "requires_grad=True (or call .requires_grad_()).")
+            raise RuntimeError(
+                f"grad: input {i} does not require grad. Fix: create it with "
+                "requires_grad=True (or call .requires_grad_())."
+            )
     for out in outputs:
         _check_differentiable(out, "grad")
     seeds = [_seed(out, s) for out, s in zip(outputs, seeds)]
@@ -199,10 +209,11 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     for i, x in enumerate(inputs):
         if id(x) not in found:
             if not allow_unused:
-                raise RuntimeError(f"grad: input {i} was not used to compute the outputs. "
-                                   "Fix: pass allow_unused=True to get None for it.")
+                raise RuntimeError(
+                    f"grad: input {i} was not used to compute the outputs. "
+                    "Fix: pass allow_unused=True to get None for it."
+                )
             result.append(None)
         else:
             result.append(found[id(x)][1])
     return tuple(result)
-

@@ -20,8 +20,9 @@ def _leaf(array: Any, requires_grad: bool) -> Tensor:
     return Tensor._make(array, bool(requires_grad))
 
 
-def tensor(data: Any, dtype: Any = None, device: str = "cpu",
-           requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False
+) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats become float32)."""
     return _leaf(as_tensor(data, dtype, device).data.copy(), requires_grad)
 
@@ -33,8 +34,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def _filled(fill: str, shape: tuple, dtype: Any, device: str, requires_grad: bool) -> Tensor:
     xp = get_backend(device).xp
-    return _leaf(getattr(xp, fill)(_shape(shape), dtype=np.dtype(dtype or DEFAULT_FLOAT)),
-                 requires_grad)
+    return _leaf(
+        getattr(xp, fill)(_shape(shape), dtype=np.dtype(dtype or DEFAULT_FLOAT)), requires_grad
+    )
 
 
 def zeros(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False):
@@ -45,8 +47,13 @@ def ones(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: boo
     return _filled("ones", shape, dtype, device, requires_grad)
 
 
-def full(shape: tuple, fill_value: float, dtype: Any = None, device: str = "cpu",
-         requires_grad: bool = False) -> Tensor:
+def full(
+    shape: tuple,
+    fill_value: float,
+    dtype: Any = None,
+    device: str = "cpu",
+    requires_grad: bool = False,
+) -> Tensor:
     made = zeros(shape, dtype=dtype, device=device, requires_grad=requires_grad)
     made.data[...] = fill_value
     return made
@@ -60,8 +67,14 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return ones(t.shape, dtype=t.dtype, device=t.device, requires_grad=requires_grad)
 
 
-def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
-           device: str = "cpu", requires_grad: bool = False) -> Tensor:
+def arange(
+    start: float,
+    stop: float | None = None,
+    step: float = 1,
+    dtype: Any = None,
+    device: str = "cpu",
+    requires_grad: bool = False,
+) -> Tensor:
     """Evenly spaced values in [start, stop); ints give int64, floats float32 (as torch)."""
     if stop is None:
         start, stop = 0, start
@@ -72,8 +85,14 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
     return _leaf(xp.arange(start, stop, step, dtype=np.dtype(dtype)), requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, device: str = "cpu",
-             requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    dtype: Any = None,
+    device: str = "cpu",
+    requires_grad: bool = False,
+) -> Tensor:
     """`steps` evenly spaced values from start to end, both included; float32 unless `dtype`
     says otherwise (as torch, whatever the type of start and end)."""
     xp = get_backend(device).xp
@@ -81,20 +100,31 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: st
     return _leaf(values, requires_grad)
 
 
-def _random(draw: str, shape: tuple, dtype: Any, device: str, requires_grad: bool,
-            generator: Any) -> Tensor:
+def _random(
+    draw: str, shape: tuple, dtype: Any, device: str, requires_grad: bool, generator: Any
+) -> Tensor:
     rng = random.generator(generator)
     values = getattr(rng, draw)(size=_shape(shape)).astype(np.dtype(dtype or DEFAULT_FLOAT))
     return _leaf(get_backend(device).asarray(values), requires_grad)
 
 
-def randn(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False,
-          generator: Any = None) -> Tensor:
+def randn(
+    *shape: Any,
+    dtype: Any = None,
+    device: str = "cpu",
+    requires_grad: bool = False,
+    generator: Any = None,
+) -> Tensor:
     """Standard normal samples from the seedable generator (`common.random.manual_seed`)."""
     return _random("standard_normal", shape, dtype, device, requires_grad, generator)
 
 
-def rand(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False,
-         generator: Any = None) -> Tensor:
+def rand(
+    *shape: Any,
+    dtype: Any = None,
+    device: str = "cpu",
+    requires_grad: bool = False,
+    generator: Any = None,
+) -> Tensor:
     """Uniform samples in [0, 1) from the seedable generator."""
     return _random("random", shape, dtype, device, requires_grad, generator)

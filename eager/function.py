@@ -71,8 +71,10 @@ class _FunctionOp:
     def _output_grads(self, g: Any) -> list:
         if not self.outputs:
             return [g]
-        return [g[i] if i in g else Tensor._make(xp.zeros(shape, dtype))
-                for i, (xp, shape, dtype) in enumerate(self.outputs)]
+        return [
+            g[i] if i in g else Tensor._make(xp.zeros(shape, dtype))
+            for i, (xp, shape, dtype) in enumerate(self.outputs)
+        ]
 
     def grad_formulas(self, g, out, inputs, needs, params) -> list:
         grads = self.function.backward(self.ctx, *self._output_grads(g))
@@ -82,8 +84,10 @@ class _FunctionOp:
                 f"{self.name}.backward returned {len(grads)} gradients for {len(inputs)} "
                 "inputs. Fix: return one gradient per forward argument (None where there is none)."
             )
-        return [self._checked(as_tensor(grad), x, index) if need and grad is not None else None
-                for index, (grad, x, need) in enumerate(zip(grads, inputs, needs))]
+        return [
+            self._checked(as_tensor(grad), x, index) if need and grad is not None else None
+            for index, (grad, x, need) in enumerate(zip(grads, inputs, needs))
+        ]
 
     def _checked(self, grad: Tensor, x: Any, index: int) -> Tensor:
         """`grad` if it can be input `index`'s gradient, else an error naming both shapes or
@@ -151,13 +155,18 @@ class Function:
         outputs = out if several else (out,)
         if not outputs or not all(isinstance(o, Tensor) for o in outputs):
             got = ", ".join(type(o).__name__ for o in outputs) or "an empty tuple"
-            raise TypeError(f"{cls.__name__}.forward must return a Tensor or a tuple of "
-                            f"Tensors, got {got}. Fix: wrap results with E.tensor.")
+            raise TypeError(
+                f"{cls.__name__}.forward must return a Tensor or a tuple of "
+                f"Tensors, got {got}. Fix: wrap results with E.tensor."
+            )
         if not (any(needs) and autograd.is_grad_enabled()):
             return out
         if not several:
             return Tensor._make(out.data, True, Node(_FunctionOp(cls, ctx), args, {}))
         whole = Tensor._make(outputs[0].data, True, Node(_FunctionOp(cls, ctx, outputs), args, {}))
-        return tuple(Tensor._make(o.data, True, Node(_Output(cls, i), (whole,), {}))
-                     if o.dtype.kind == "f" else o  # no gradient flows through ints or bools
-                     for i, o in enumerate(outputs))
+        return tuple(
+            Tensor._make(o.data, True, Node(_Output(cls, i), (whole,), {}))
+            if o.dtype.kind == "f"
+            else o  # no gradient flows through ints or bools
+            for i, o in enumerate(outputs)
+        )

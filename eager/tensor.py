@@ -28,8 +28,15 @@ class Tensor(ConcreteMethods):
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad", "_version",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "grad",
+        "_node",
+        "_retains_grad",
+        "_version",
+        "__weakref__",
+    )
     _priority = 2  # outranks parameters and arrays; symbols outrank tensors
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -89,8 +96,9 @@ class Tensor(ConcreteMethods):
         return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:
-        body = np.array2string(backend_of(self.data).to_host(self.data), separator=", ",
-                               prefix="tensor(")
+        body = np.array2string(
+            backend_of(self.data).to_host(self.data), separator=", ", prefix="tensor("
+        )
         extras = []
         if self.dtype != DEFAULT_FLOAT and self.dtype != np.int64 and self.dtype != np.bool_:
             extras.append(f"dtype={self.dtype}")
@@ -130,8 +138,9 @@ class Tensor(ConcreteMethods):
         return self.to("cuda")
 
     # ---- autograd ------------------------------------------------------------------------
-    def backward(self, grad: Any = None, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
         """Accumulate this tensor's gradient into the `.grad` of every leaf it depends on."""
         autograd.backward(self, grad, retain_graph, create_graph)
 
@@ -141,8 +150,10 @@ class Tensor(ConcreteMethods):
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if self._node is not None and not requires_grad:
-            raise RuntimeError("requires_grad_: only leaves can stop requiring grad. "
-                               "Fix: use .detach() to cut a computed tensor from the graph.")
+            raise RuntimeError(
+                "requires_grad_: only leaves can stop requiring grad. "
+                "Fix: use .detach() to cut a computed tensor from the graph."
+            )
         self.requires_grad = requires_grad
         return self
 
@@ -211,8 +222,10 @@ def as_tensor(value: Any, dtype: Any = None, device: str | None = None) -> Tenso
         dtype = DEFAULT_FLOAT if probe.dtype.kind == "f" else probe.dtype
     array = backend.asarray(value, dtype=None if dtype is None else np.dtype(dtype))
     if array.dtype.kind not in SUPPORTED_KINDS:
-        raise DTypeError(f"tensor: unsupported dtype {array.dtype}: tensors hold bools, ints "
-                         "and floats. Fix: convert the data to numbers first.")
+        raise DTypeError(
+            f"tensor: unsupported dtype {array.dtype}: tensors hold bools, ints "
+            "and floats. Fix: convert the data to numbers first."
+        )
     return Tensor._make(array)
 
 

@@ -54,8 +54,9 @@ def walk(roots: list) -> list:
             continue
         seen.add(id(value))
         stack.append((value, True))
-        stack.extend((a, False) for a in reversed(_inputs_of(value))
-                     if _is_value(a) and id(a) not in seen)
+        stack.extend(
+            (a, False) for a in reversed(_inputs_of(value)) if _is_value(a) and id(a) not in seen
+        )
     return order
 
 
@@ -90,8 +91,11 @@ def _looks(value: Any, frame: _Frame, outputs: set, legend: set) -> dict:
         kind = "variable" if isinstance(value, Parameter) else "placeholder"
         legend.add(kind)
         attrs = style.source_attrs(kind)
-        name = frame.names.get(id(value)) or getattr(value, "name", "") or (
-            "parameter" if kind == "variable" else "tensor")
+        name = (
+            frame.names.get(id(value))
+            or getattr(value, "name", "")
+            or ("parameter" if kind == "variable" else "tensor")
+        )
         label = [name, type_, "requires grad" if value.requires_grad else "no grad"]
         tip = f"leaf {type(value).__name__} : {type_}"
     else:
@@ -117,8 +121,9 @@ def _shown(value: Any, frame: _Frame, users: dict) -> bool:
     return any(u in frame.visible for u in users.get(id(value), ()))
 
 
-def _tape_digraph(frame: _Frame, max_nodes: int = style.MAX_NODES,
-                 title: str = "") -> graphviz.Digraph:
+def _tape_digraph(
+    frame: _Frame, max_nodes: int = style.MAX_NODES, title: str = ""
+) -> graphviz.Digraph:
     values = walk(frame.roots)
     names = {id(v): f"v{i}" for i, v in enumerate(values)}  # positions: stable between runs
     users: dict[int, list[int]] = {}
@@ -126,8 +131,11 @@ def _tape_digraph(frame: _Frame, max_nodes: int = style.MAX_NODES,
         for a in _inputs_of(v):
             users.setdefault(id(a), []).append(id(v))
     outputs = {id(r) for r in frame.roots} if frame.visible is None else set()
-    dot = graphviz.Digraph(graph_attr=dict(style.GRAPH_ATTRS), node_attr=dict(style.NODE_ATTRS),
-                           edge_attr=style.EDGE_ATTRS)
+    dot = graphviz.Digraph(
+        graph_attr=dict(style.GRAPH_ATTRS),
+        node_attr=dict(style.NODE_ATTRS),
+        edge_attr=style.EDGE_ATTRS,
+    )
     if title:
         dot.attr(label=style.html_label(title, bold=False))
     legend: set[str] = set()
@@ -143,21 +151,33 @@ def _tape_digraph(frame: _Frame, max_nodes: int = style.MAX_NODES,
         dot.node(names[id(v)], **attrs)
         for a in _inputs_of(v):
             if _is_value(a) and id(a) in drawn_ids:
-                dot.edge(names[id(a)], names[id(v)], label=style.type_label(*_shape_dtype(a)),
-                         **({} if shown else {"style": "invis"}))
+                dot.edge(
+                    names[id(a)],
+                    names[id(v)],
+                    label=style.type_label(*_shape_dtype(a)),
+                    **({} if shown else {"style": "invis"}),
+                )
         grad = getattr(v, "grad", None)
         kept = getattr(v, "_node", None) is None or getattr(v, "_retains_grad", False)
         if grad is not None and kept and frame.grads and shown:
             legend.add("grad")
-            dot.node(f"{names[id(v)]}_grad", **{**style.GRAD, "label": style.html_label(
-                "grad", style.type_label(*_shape_dtype(grad)))})
+            dot.node(
+                f"{names[id(v)]}_grad",
+                **{
+                    **style.GRAD,
+                    "label": style.html_label("grad", style.type_label(*_shape_dtype(grad))),
+                },
+            )
             dot.edge(names[id(v)], f"{names[id(v)]}_grad", **style.GRAD_EDGE)
     if legend:
         keys = [k for k in style.LEGEND_TEXT if k in legend]
         dot.node("legend", label=style.legend_label(keys), **style.LEGEND_NODE)
     if len(values) > max_nodes:
-        dot.node("note", shape="note", label=f"showing {max_nodes} of {len(values)} values "
-                 f"(max_nodes={max_nodes})")
+        dot.node(
+            "note",
+            shape="note",
+            label=f"showing {max_nodes} of {len(values)} values (max_nodes={max_nodes})",
+        )
     return dot
 
 
@@ -176,13 +196,19 @@ def tape_to_dot(roots: Any, names: dict | None = None, max_nodes: int = style.MA
     return _tape_digraph(frame, max_nodes, f"eager tape: {count} ops recorded").source
 
 
-def render_tape(roots: Any, path: Any, format: str | None = None, names: dict | None = None,
-                max_nodes: int = style.MAX_NODES) -> pathlib.Path:
+def render_tape(
+    roots: Any,
+    path: Any,
+    format: str | None = None,
+    names: dict | None = None,
+    max_nodes: int = style.MAX_NODES,
+) -> pathlib.Path:
     """Write the tape picture (svg, png, pdf or dot; the DOT source if `dot` is missing)."""
     return style.write(tape_to_dot(roots, names, max_nodes), path, format)
 
 
 # ---- the define-by-run animation ----------------------------------------------------------
+
 
 @dataclass
 class TapeRecording:
@@ -216,9 +242,11 @@ def record_tape(fn: Callable, *args: Any, names: dict | None = None) -> TapeReco
     with recording_tape() as steps:
         result = fn(*args)
     if not steps:
-        raise ValueError("the function recorded no tape: no op had an input that requires "
-                         "grad. Fix: pass tensors made with requires_grad=True, or a model "
-                         "with parameters.")
+        raise ValueError(
+            "the function recorded no tape: no op had an input that requires "
+            "grad. Fix: pass tensors made with requires_grad=True, or a model "
+            "with parameters."
+        )
     return TapeRecording(result, steps, dict(names or {}))
 
 
@@ -259,8 +287,7 @@ def captioned(image: Any, caption: list[str], width: int | None = None) -> Any:
     canvas = Image.new("RGB", (max(width or 0, image.width), image.height + head), "white")
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(caption):
-        draw.text((10, 6 + 20 * i), line, fill=(15, 23, 42) if i == 0 else (71, 85, 105),
-                  font=font)
+        draw.text((10, 6 + 20 * i), line, fill=(15, 23, 42) if i == 0 else (71, 85, 105), font=font)
     canvas.paste(image, (0, head))
     return canvas
 
@@ -285,10 +312,13 @@ def tape_frames(recording: TapeRecording, companion: Callable | None = None) -> 
     sources = frame_dots(recording)
     dpi = style.dpi_to_fit(sources[-1], *PANEL)  # one layout for all frames: one size
     for k, (source, (tensor, line)) in enumerate(zip(sources, recording.steps)):
-        tape = captioned(png_image(source, dpi), [
-            f"define-by-run: the tape after op {k + 1} of {total} ({tensor._node.name})",
-            f"ran: {line}" if line else "",
-        ])
+        tape = captioned(
+            png_image(source, dpi),
+            [
+                f"define-by-run: the tape after op {k + 1} of {total} ({tensor._node.name})",
+                f"ran: {line}" if line else "",
+            ],
+        )
         frames.append(side_by_side([tape, companion(k, line)]) if companion else tape)
     return frames
 
@@ -306,13 +336,15 @@ def save_gif(frames: list, path: Any, ms_per_frame: int = 600) -> pathlib.Path:
         canvas.paste(f, (0, 0))
         padded.append(canvas)
     durations = [ms_per_frame] * (len(padded) - 1) + [ms_per_frame * 5]
-    padded[0].save(path, save_all=True, append_images=padded[1:], duration=durations, loop=0,
-                   disposal=1)
+    padded[0].save(
+        path, save_all=True, append_images=padded[1:], duration=durations, loop=0, disposal=1
+    )
     return path
 
 
-def animate_tape(recording: TapeRecording, path: Any, companion: Callable | None = None,
-                 ms_per_frame: int = 600) -> pathlib.Path:
+def animate_tape(
+    recording: TapeRecording, path: Any, companion: Callable | None = None, ms_per_frame: int = 600
+) -> pathlib.Path:
     """Write the animation as a GIF (one frame per op recorded). Without Graphviz's `dot`,
     writes each frame's DOT source into a folder next to `path` instead, with a note."""
     path = pathlib.Path(path)
@@ -321,7 +353,11 @@ def animate_tape(recording: TapeRecording, path: Any, companion: Callable | None
         folder.mkdir(parents=True, exist_ok=True)
         for k, source in enumerate(frame_dots(recording)):
             style.write(source, folder / f"frame_{k:03d}.dot")
-        print(style.INSTALL_HINT.format(path=folder / "frame_000.dot", format="png",
-                                         target="frame_000.png"), file=sys.stderr)
+        print(
+            style.INSTALL_HINT.format(
+                path=folder / "frame_000.dot", format="png", target="frame_000.png"
+            ),
+            file=sys.stderr,
+        )
         return folder
     return save_gif(tape_frames(recording, companion), path, ms_per_frame)

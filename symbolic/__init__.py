@@ -1,10 +1,10 @@
 """The symbolic (define-then-run) engine: build a graph of symbols, compile it, run it.
 
-    import symbolic as S
-    a = S.placeholder(); b = S.placeholder()
-    c = (a**2 + b**2) ** 0.5
-    c(3, 4)                                   # 5.0
-    f = S.compile(c, inputs=[a, b]); f.source; f.report
+import symbolic as S
+a = S.placeholder(); b = S.placeholder()
+c = (a**2 + b**2) ** 0.5
+c(3, 4)                                   # 5.0
+f = S.compile(c, inputs=[a, b]); f.source; f.report
 """
 
 from symbolic.compiler import CompiledFunction, FeedError, GraphRuntimeError, compile

@@ -68,6 +68,7 @@ class Plan:
 
 # ---- names and literals ---------------------------------------------------------------------
 
+
 def identifier(name: str) -> str:
     """A user's name as part of a Python identifier: ASCII letters, digits and `_` only."""
     cleaned = "".join(c if c.isascii() and c.isalnum() else "_" for c in name)
@@ -78,7 +79,7 @@ def comment(text: str) -> str:
     """User text safe inside a `#` comment: no line breaks or control characters survive,
     and long text is cut (a name of 10,000 characters stays one short line)."""
     escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= COMMENT_WIDTH else escaped[:COMMENT_WIDTH - 3] + "..."
+    return escaped if len(escaped) <= COMMENT_WIDTH else escaped[: COMMENT_WIDTH - 3] + "..."
 
 
 def _is_spellable(value: Any) -> bool:
@@ -173,9 +174,11 @@ def check_update_shapes(pairs: tuple) -> None:
     """Refuse the updates before writing any, so a bad one cannot leave a half-updated state."""
     for storage, new in pairs:
         if tuple(new.shape) != tuple(storage.data.shape):
-            raise ValueError(f"update of variable {storage.name!r}: the new value has shape "
-                             f"{tuple(new.shape)}, the variable {tuple(storage.data.shape)}. "
-                             "Fix: keep the variable's shape; no variable was changed.")
+            raise ValueError(
+                f"update of variable {storage.name!r}: the new value has shape "
+                f"{tuple(new.shape)}, the variable {tuple(storage.data.shape)}. "
+                "Fix: keep the variable's shape; no variable was changed."
+            )
 
 
 def _node_line(target: str, rhs: str, node: Node) -> str:
@@ -206,8 +209,9 @@ def _body(graph: Graph, w: _Writer, lines: list[str], line_to_node: dict) -> Non
             rhs = w.call(node, out)
         line_to_node[len(lines) + 1] = node
         lines.append(_node_line(target, rhs, node))
-        released = [w.names[d.id] for d in dying.get(pos, []) if not d.is_source
-                    or d.op == "variable"]
+        released = [
+            w.names[d.id] for d in dying.get(pos, []) if not d.is_source or d.op == "variable"
+        ]
         if released:
             lines.append(f"    del {', '.join(released)}")
 
@@ -217,22 +221,28 @@ def _returns(graph: Graph, w: _Writer, lines: list[str], line_to_node: dict) -> 
     (a returned array is never one the caller or a later call can change), then the
     updates (all checked before any is written), then the return."""
     sharing = [n for n in graph.outputs if _root_source(n) is not None]
-    sharing += [v for _, v in graph.updates  # read before a weight is written
-                if getattr(_root_source(v), "op", None) == "variable"]
+    sharing += [
+        v
+        for _, v in graph.updates  # read before a weight is written
+        if getattr(_root_source(v), "op", None) == "variable"
+    ]
     for node in dict.fromkeys(sharing):
         lines.append(f"    {w.name(node)}_copy = {w.name(node)}.copy()")
         w.names[node.id] = f"{w.name(node)}_copy"
     outputs = [w.name(n) for n in graph.outputs]
     if any(v.shape is None or None in v.shape for _, v in graph.updates):
-        pairs = ", ".join(f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})"
-                          for v, n in graph.updates)
+        pairs = ", ".join(
+            f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})" for v, n in graph.updates
+        )
         w.bind("check_update_shapes", check_update_shapes)
         lines.append(f"    check_update_shapes(({pairs},))  # before any write: all or none")
     for var, value in graph.updates:
         storage = w.bind(f"var_{var.id}", var.value)
         line_to_node[len(lines) + 1] = value
-        lines.append(f"    copyto({storage}.data, {w.name(value)}, casting='same_kind')"
-                     f"  # update {comment(var.name)}")
+        lines.append(
+            f"    copyto({storage}.data, {w.name(value)}, casting='same_kind')"
+            f"  # update {comment(var.name)}"
+        )
     lines.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")
 
 
@@ -246,8 +256,17 @@ def generate(graph: Graph, xp: Any = np) -> Plan:
     source = "\n".join(lines) + "\n"
     filename = f"<diptych plan {hashlib.sha1(source.encode()).hexdigest()[:12]}>"
     buffers = tuple(graph.memory.buffers) if graph.memory else ()
-    plan = Plan(source, filename, line_to_node, dict(w.names), compile(source, filename, "exec"),
-                w.namespace, buffers, tuple(w.windows), xp)
+    plan = Plan(
+        source,
+        filename,
+        line_to_node,
+        dict(w.names),
+        compile(source, filename, "exec"),
+        w.namespace,
+        buffers,
+        tuple(w.windows),
+        xp,
+    )
     _show_in_tracebacks(plan)
     return plan
 

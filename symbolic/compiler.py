@@ -1,9 +1,9 @@
 """The compile step: graph -> passes -> plan (generated Python) -> a callable.
 
-    f = S.compile([loss], inputs=[x, t], updates={w: w - 0.1 * g})
-    f(x_batch, t_batch)        # runs the plan, then applies the updates
-    print(f.source)            # the straight-line code it runs
-    print(f.report)            # what each stage did
+f = S.compile([loss], inputs=[x, t], updates={w: w - 0.1 * g})
+f(x_batch, t_batch)        # runs the plan, then applies the updates
+print(f.source)            # the straight-line code it runs
+print(f.report)            # what each stage did
 """
 
 from __future__ import annotations
@@ -53,22 +53,33 @@ def _check_feed(node: Node, value: Any, backend: Any) -> Any:
     array = value if type(value) is backend.xp.ndarray else backend.asarray(value)
     if array.dtype != node.dtype:
         if not np.can_cast(array.dtype, node.dtype, "same_kind"):
-            raise FeedError(at_line(f"placeholder {node.name!r} expects {node.dtype}, got "
-                                    f"{array.dtype}. Fix: convert the value (e.g. .astype("
-                                    f"'{node.dtype}')).", node.source))
+            raise FeedError(
+                at_line(
+                    f"placeholder {node.name!r} expects {node.dtype}, got "
+                    f"{array.dtype}. Fix: convert the value (e.g. .astype("
+                    f"'{node.dtype}')).",
+                    node.source,
+                )
+            )
         array = array.astype(node.dtype)
     if not _fits(array.shape, node.shape):
-        raise FeedError(at_line(f"placeholder {node.name!r} expects shape {node.type_str()}, "
-                                f"got {tuple(array.shape)}. Fix: feed a value of that shape "
-                                "(None dimensions take any size).", node.source))
+        raise FeedError(
+            at_line(
+                f"placeholder {node.name!r} expects shape {node.type_str()}, "
+                f"got {tuple(array.shape)}. Fix: feed a value of that shape "
+                "(None dimensions take any size).",
+                node.source,
+            )
+        )
     return array
 
 
 class CompiledFunction:
     """A graph compiled into a plan. Call it with one value per input placeholder."""
 
-    def __init__(self, graph: Graph, plan: Any, report: CompileReport, backend: Any,
-                 traced: Graph) -> None:
+    def __init__(
+        self, graph: Graph, plan: Any, report: CompileReport, backend: Any, traced: Graph
+    ) -> None:
         self.graph = graph  # after the passes: what runs
         self.traced_graph = traced  # as built by the user, before any pass
         self.report = report
@@ -92,8 +103,10 @@ class CompiledFunction:
         return [Symbol(n) for n in self.graph.outputs]
 
     def __repr__(self) -> str:
-        return (f"<CompiledFunction ({_expected(self.graph.inputs)}) -> "
-                f"{len(self.graph.outputs)} outputs, {len(self.graph.ops)} ops>")
+        return (
+            f"<CompiledFunction ({_expected(self.graph.inputs)}) -> "
+            f"{len(self.graph.outputs)} outputs, {len(self.graph.ops)} ops>"
+        )
 
     def to_dot(self, stage: str = "optimized", **options: Any) -> str:
         """The picture's DOT source: stage 'traced', 'optimized' or 'both'."""
@@ -101,8 +114,9 @@ class CompiledFunction:
 
         return to_dot(self, stage, **options)
 
-    def render(self, path: Any, format: str | None = None, stage: str = "optimized",
-               **options: Any) -> Any:
+    def render(
+        self, path: Any, format: str | None = None, stage: str = "optimized", **options: Any
+    ) -> Any:
         """Draw the graph to `path` (svg, png, pdf or dot): `symbolic.visualize.render`."""
         from symbolic.visualize import render
 
@@ -116,35 +130,50 @@ class CompiledFunction:
     def _feeds(self, args: tuple, kwargs: dict) -> list:
         inputs = self.graph.inputs
         if len(args) > len(inputs):
-            raise FeedError(f"got {len(args)} positional inputs but the graph has "
-                            f"{len(inputs)} placeholders: {_expected(inputs)}. Fix: pass one "
-                            "value per placeholder, in this order (or by name).")
+            raise FeedError(
+                f"got {len(args)} positional inputs but the graph has "
+                f"{len(inputs)} placeholders: {_expected(inputs)}. Fix: pass one "
+                "value per placeholder, in this order (or by name)."
+            )
         values: dict[int, Any] = dict(zip(range(len(args)), args))
         by_name = {n.name: i for i, n in enumerate(inputs)}
         for name, value in kwargs.items():
             if name not in by_name:
-                raise FeedError(f"no placeholder is named {name!r}. Expected: "
-                                f"{_expected(inputs)}. Fix: use one of these names.")
+                raise FeedError(
+                    f"no placeholder is named {name!r}. Expected: "
+                    f"{_expected(inputs)}. Fix: use one of these names."
+                )
             shared = [i for i, n in enumerate(inputs) if n.name == name]
             if len(shared) > 1:  # e.g. `x = S.placeholder()` run in a loop: never guess
-                raise FeedError(f"{len(shared)} placeholders are named {name!r} (inputs "
-                                f"{', '.join(map(str, shared))} of {_expected(inputs)}), so "
-                                "feeding by that name is ambiguous. Fix: give each its own "
-                                "name=, or feed them by position.")
+                raise FeedError(
+                    f"{len(shared)} placeholders are named {name!r} (inputs "
+                    f"{', '.join(map(str, shared))} of {_expected(inputs)}), so "
+                    "feeding by that name is ambiguous. Fix: give each its own "
+                    "name=, or feed them by position."
+                )
             if by_name[name] in values:
-                raise FeedError(f"placeholder {name!r} was fed twice (by position and name). "
-                                "Fix: pass it one way only.")
+                raise FeedError(
+                    f"placeholder {name!r} was fed twice (by position and name). "
+                    "Fix: pass it one way only."
+                )
             values[by_name[name]] = value
         missing = [inputs[i].name for i in range(len(inputs)) if i not in values]
         if missing:
-            raise FeedError(f"missing a value for placeholder(s) {', '.join(missing)}. "
-                            f"Expected, in order: {_expected(inputs)}. Fix: feed every one.")
+            raise FeedError(
+                f"missing a value for placeholder(s) {', '.join(missing)}. "
+                f"Expected, in order: {_expected(inputs)}. Fix: feed every one."
+            )
         return [_check_feed(inputs[i], values[i], self.backend) for i in range(len(inputs))]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs and len(args) == len(self._expect) and all(
+        if (
+            not kwargs
+            and len(args) == len(self._expect)
+            and all(
                 type(a) is self._array_type and a.dtype == dtype and _fits(a.shape, shape)
-                for a, (shape, dtype) in zip(args, self._expect)):
+                for a, (shape, dtype) in zip(args, self._expect)
+            )
+        ):
             feeds = args  # the common case, checked cheaply: arrays of the right types
         else:
             feeds = self._feeds(args, kwargs)
@@ -180,18 +209,30 @@ class CompiledFunction:
         if node.is_source:  # an update's value: its node is the one the line names
             return GraphRuntimeError(at_line(f"the compiled graph failed: {exc}", node.source))
         names = self._plan.names
-        args = [local_values.get(names.get(a.id)) if isinstance(a, Node) else a
-                for a in node.inputs]
-        clear = node.op.explain_failure(exc, args, node.params) \
-            if all(a is not None for a in args) else exc
+        args = [
+            local_values.get(names.get(a.id)) if isinstance(a, Node) else a for a in node.inputs
+        ]
+        clear = (
+            node.op.explain_failure(exc, args, node.params)
+            if all(a is not None for a in args)
+            else exc
+        )
         if not isinstance(clear, ShapeError):
-            return GraphRuntimeError(at_line(
-                f"{node.op_name} failed while running the graph: {exc}", node.source))
-        fed = [n for n in self.graph.inputs if n.op == "placeholder"
-               and n in ancestors_in_order([a for a in node.inputs if isinstance(a, Node)])]
-        feeds = ", ".join(f"{n.name!r} {n.type_str()} (fed {local_values[names[n.id]].shape}, "
-                          f"made at {n.source.split(': ', 1)[0] or 'an unknown line'})"
-                          for n in fed if names.get(n.id) in local_values)
+            return GraphRuntimeError(
+                at_line(f"{node.op_name} failed while running the graph: {exc}", node.source)
+            )
+        fed = [
+            n
+            for n in self.graph.inputs
+            if n.op == "placeholder"
+            and n in ancestors_in_order([a for a in node.inputs if isinstance(a, Node)])
+        ]
+        feeds = ", ".join(
+            f"{n.name!r} {n.type_str()} (fed {local_values[names[n.id]].shape}, "
+            f"made at {n.source.split(': ', 1)[0] or 'an unknown line'})"
+            for n in fed
+            if names.get(n.id) in local_values
+        )
         message = str(clear).split("\n  (at ")[0]  # the call's line is not where it went wrong
         if feeds:
             message += f"\n  the sizes came from placeholder(s) {feeds}"
@@ -200,17 +241,24 @@ class CompiledFunction:
 
 def _as_update_pairs(updates: Any) -> list[tuple[Node, Node]]:
     pairs = []
-    for var, value in (updates.items() if isinstance(updates, dict) else updates or ()):
+    for var, value in updates.items() if isinstance(updates, dict) else updates or ():
         var_node = as_node(var)
         if not isinstance(var_node, Node) or var_node.op != "variable":
-            raise TypeError(f"updates: keys must be variables, got a {type(var).__name__}. "
-                            "Fix: update an S.variable or an nn.Parameter; placeholders and "
-                            "computed values cannot be assigned.")
+            raise TypeError(
+                f"updates: keys must be variables, got a {type(var).__name__}. "
+                "Fix: update an S.variable or an nn.Parameter; placeholders and "
+                "computed values cannot be assigned."
+            )
         new = as_symbol(value).node
         if new.shape is not None and None not in new.shape and new.shape != var_node.shape:
-            raise ValueError(at_line(f"updates: the new value of {var_node.name!r} has shape "
-                                     f"{new.shape}, but the variable has {var_node.shape}. Fix: "
-                                     "keep the variable's shape.", new.source))
+            raise ValueError(
+                at_line(
+                    f"updates: the new value of {var_node.name!r} has shape "
+                    f"{new.shape}, but the variable has {var_node.shape}. Fix: "
+                    "keep the variable's shape.",
+                    new.source,
+                )
+            )
         pairs.append((var_node, new))
     return pairs
 
@@ -219,8 +267,14 @@ def _reachable_placeholders(graph: Graph) -> list[Node]:
     return sorted((n for n in graph.nodes if n.op == "placeholder"), key=lambda n: n.id)
 
 
-def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int = 2,
-            backend: str = "numpy", disable: Any = ()) -> CompiledFunction:  # noqa: A001
+def compile(
+    outputs: Any,
+    inputs: Any = None,
+    updates: Any = None,
+    optimize: int = 2,
+    backend: str = "numpy",
+    disable: Any = (),
+) -> CompiledFunction:  # noqa: A001
     """Compile symbols (or a function of placeholders) into a callable plan.
 
     `inputs` fixes the feed order (default: every placeholder used, in creation order);
@@ -243,8 +297,13 @@ def compile(outputs: Any, inputs: Any = None, updates: Any = None, optimize: int
         unfed = [n for n in _reachable_placeholders(traced) if n not in feed]
         if unfed:
             n = unfed[0]
-            raise FeedError(at_line(f"the outputs need placeholder {n.name!r}, which inputs= "
-                                    "does not list. Fix: add it to inputs.", n.source))
+            raise FeedError(
+                at_line(
+                    f"the outputs need placeholder {n.name!r}, which inputs= "
+                    "does not list. Fix: add it to inputs.",
+                    n.source,
+                )
+            )
     traced = Graph.traced(feed, out_nodes, pairs, recorded)
     report = CompileReport(traced)
     graph = run_pipeline(traced, optimize, disable, report)

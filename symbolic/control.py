@@ -93,8 +93,10 @@ def _trace(fn: Callable, avals: list[Aval], names: list[str]) -> tuple:
     start = next_id()
     source = user_line()
     with recording(False), _stack_room.level():  # a body's nodes belong to the body alone
-        args = [Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
-                for a, n in zip(avals, names)]
+        args = [
+            Node("placeholder", (), {}, a.shape, a.dtype, source, name=n)
+            for a, n in zip(avals, names)
+        ]
         result = fn([Symbol(a) for a in args])
         outputs = [as_symbol(o).node for o in leaves(result)] if result is not None else []
     return args, result, outputs, start
@@ -174,16 +176,18 @@ def _differentiable(values: list) -> list[int]:
 
 # ---- cond -------------------------------------------------------------------------------
 
+
 def _cond_vjp(g, out, pred, *args, branches, out_avals):
     gs = _cotangents(g, out, out_avals)
     wrt = _differentiable(args)
 
     def branch_vjp(body: Body) -> Callable:
         def vjp(*a):
-            outs = inline(body.graph, list(a[:len(args)]))
+            outs = inline(body.graph, list(a[: len(args)]))
             from symbolic.gradients import grad
 
-            return tuple(grad(outs, [a[i] for i in wrt], grad_y=list(a[len(args):])))
+            return tuple(grad(outs, [a[i] for i in wrt], grad_y=list(a[len(args) :])))
+
         return vjp
 
     grads = leaves(F.cond(pred, branch_vjp(branches[0]), branch_vjp(branches[1]), *args, *gs))
@@ -196,25 +200,37 @@ def _cond_vjp(g, out, pred, *args, branches, out_avals):
 def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
     pred = as_symbol(pred)
     if pred.shape not in ((), None):
-        raise OpError(f"cond: the predicate must be a single boolean, got shape "
-                              f"{pred.shape}. Fix: reduce it, or use F.where for an "
-                              "elementwise choice.")
+        raise OpError(
+            f"cond: the predicate must be a single boolean, got shape "
+            f"{pred.shape}. Fix: reduce it, or use F.where for an "
+            "elementwise choice."
+        )
     avals = _avals(list(operands))
     names = [f"operand{i}" for i in range(len(operands))]
     (true_body, false_body), caps = _bodies(
-        [lambda a: true_fn(*a), lambda a: false_fn(*a)], avals, names)
+        [lambda a: true_fn(*a), lambda a: false_fn(*a)], avals, names
+    )
     t_out, f_out = true_body.graph.outputs, false_body.graph.outputs
     if [n.aval for n in t_out] != [n.aval for n in f_out]:
-        raise OpError("cond: the branches return different types: "
-                              f"{[n.type_str() for n in t_out]} vs "
-                              f"{[n.type_str() for n in f_out]}. Fix: make both branches "
-                              "return values of the same shapes and dtypes.")
-    node = apply(COND, pred, *operands, *(Symbol(c) for c in caps),
-                 branches=(true_body, false_body), out_avals=tuple(map(_aval_param, t_out)))
+        raise OpError(
+            "cond: the branches return different types: "
+            f"{[n.type_str() for n in t_out]} vs "
+            f"{[n.type_str() for n in f_out]}. Fix: make both branches "
+            "return values of the same shapes and dtypes."
+        )
+    node = apply(
+        COND,
+        pred,
+        *operands,
+        *(Symbol(c) for c in caps),
+        branches=(true_body, false_body),
+        out_avals=tuple(map(_aval_param, t_out)),
+    )
     return rebuild(true_body.structure, _items(node, t_out))
 
 
 # ---- while_loop -------------------------------------------------------------------------
+
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
     """The reverse scan of `scan`'s gradient over the saved carries, as though the loop were
@@ -224,16 +240,19 @@ def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
     init, caps = args[:n_carry], args[n_carry:]
     g_carry = _cotangents(g, out, out_avals[:n_carry])
     count = apply(ITEM, out, index=n_carry, aval=out_avals[n_carry])
-    saved = [apply(ITEM, out, index=n_carry + 1 + i, aval=out_avals[n_carry + 1 + i])
-             for i in range(n_carry)]
+    saved = [
+        apply(ITEM, out, index=n_carry + 1 + i, aval=out_avals[n_carry + 1 + i])
+        for i in range(n_carry)
+    ]
     c_wrt, cap_wrt = _differentiable(init), _differentiable(caps)
     s_wrt = [i for i in c_wrt if n_carry + 1 + i in g]  # saved carries a gradient graph read
     g_saved = [g[n_carry + 1 + i] for i in s_wrt]
 
     def reverse(*a):
-        tape, g_out, g_tape = a[:n_carry], a[n_carry:2 * n_carry], a[2 * n_carry:]
-        g_init, _, g_caps = _reverse_scan(body, init, (), caps, tape, g_out, [],
-                                          list(zip(s_wrt, g_tape)))
+        tape, g_out, g_tape = a[:n_carry], a[n_carry : 2 * n_carry], a[2 * n_carry :]
+        g_init, _, g_caps = _reverse_scan(
+            body, init, (), caps, tape, g_out, [], list(zip(s_wrt, g_tape))
+        )
         return tuple([g_init[i] for i in c_wrt] + [g_caps[i] for i in cap_wrt])
 
     def no_iteration(*a):  # the same values the reverse scan starts from
@@ -246,25 +265,35 @@ def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
     return result
 
 
-def while_loop(cond_fn: Callable, body_fn: Callable, init: Any,
-               max_iterations: int | None = None) -> Any:
+def while_loop(
+    cond_fn: Callable, body_fn: Callable, init: Any, max_iterations: int | None = None
+) -> Any:
     carry = leaves(init)
     avals = _avals(carry)
     names = [f"carry{i}" for i in range(len(carry))]
     (test, body), caps = _bodies(
-        [lambda a: cond_fn(rebuild(init, a)), lambda a: body_fn(rebuild(init, a))],
-        avals, names)
+        [lambda a: cond_fn(rebuild(init, a)), lambda a: body_fn(rebuild(init, a))], avals, names
+    )
     got = [n.aval for n in body.graph.outputs]
     if got != avals:
-        raise OpError(f"while_loop: the body changes the carry from {avals} to {got}. "
-                              "Fix: return values of the same shapes and dtypes.")
+        raise OpError(
+            f"while_loop: the body changes the carry from {avals} to {got}. "
+            "Fix: return values of the same shapes and dtypes."
+        )
     if max_iterations is not None:
         return rebuild(init, _bounded_loop(test, body, carry, caps, max_iterations))
     out_avals = tuple(map(_aval_param, body.graph.outputs))
     if _differentiable(carry):  # the tape for the gradient: trip count, carries saved
         out_avals += (((), "int64"),) + tuple(((None,) + s, d) for s, d in out_avals)
-    node = apply(WHILE, *carry, *(Symbol(c) for c in caps), test=test, body=body,
-                 n_carry=len(carry), out_avals=out_avals)
+    node = apply(
+        WHILE,
+        *carry,
+        *(Symbol(c) for c in caps),
+        test=test,
+        body=body,
+        n_carry=len(carry),
+        out_avals=out_avals,
+    )
     return rebuild(init, _items(node, body.graph.outputs))
 
 
@@ -282,8 +311,7 @@ def _bounded_loop(test: Body, body: Body, carry: list, caps: list, max_iteration
 
     def step(c: tuple, _: Any) -> tuple:
         running = inline(test.graph, [*c, *outer])[0]
-        c = F.cond(running, lambda *a: tuple(inline(body.graph, [*a, *outer])),
-                   lambda *a: a, *c)
+        c = F.cond(running, lambda *a: tuple(inline(body.graph, [*a, *outer])), lambda *a: a, *c)
         return c, None
 
     final, _ = F.scan(step, tuple(carry), constant(np.arange(max_iterations)))
@@ -291,6 +319,7 @@ def _bounded_loop(test: Body, body: Body, carry: list, caps: list, max_iteration
 
 
 # ---- scan -------------------------------------------------------------------------------
+
 
 def _reverse(x: Any) -> Any:
     return F.getitem(x, slice(None, None, -1))
@@ -302,16 +331,16 @@ def _zeros_like(x: Any) -> Any:
 
 def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
     """`_reverse_scan` over the carries the forward scan saved."""
-    gs = _cotangents(g, out, out_avals[:n_carry + n_ys])
-    init, xs, caps = args[:n_carry], args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
-    saved = [apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
-             for i in range(n_carry)]
+    gs = _cotangents(g, out, out_avals[: n_carry + n_ys])
+    init, xs, caps = args[:n_carry], args[n_carry : n_carry + n_xs], args[n_carry + n_xs :]
+    saved = [
+        apply(ITEM, out, index=n_carry + n_ys + i, aval=out_avals[n_carry + n_ys + i])
+        for i in range(n_carry)
+    ]
     y_wrt = [i for i in range(n_ys) if np.dtype(out_avals[n_carry + i][1]).kind == "f"]
     g_ys = [(i, gs[n_carry + i]) for i in y_wrt]
-    g_saved = [(i, g[n_carry + n_ys + i]) for i in _differentiable(init)
-               if n_carry + n_ys + i in g]
-    g_init, g_xs, g_caps = _reverse_scan(body, init, xs, caps, saved, gs[:n_carry], g_ys,
-                                         g_saved)
+    g_saved = [(i, g[n_carry + n_ys + i]) for i in _differentiable(init) if n_carry + n_ys + i in g]
+    g_init, g_xs, g_caps = _reverse_scan(body, init, xs, caps, saved, gs[:n_carry], g_ys, g_saved)
     return [*g_init, *g_xs, *g_caps]
 
 
@@ -330,14 +359,14 @@ def _reverse_scan(body: Body, init, xs, caps, saved, g_carry, g_ys, g_saved) -> 
 
     def step(carry, seq):
         g_carry, g_caps = list(carry[:n_c]), list(carry[n_c:])
-        c_t, x_t = seq[:n_carry], seq[n_carry:n_carry + n_xs]
-        g_y, g_s = seq[n_carry + n_xs:n_carry + n_xs + n_y], seq[n_carry + n_xs + n_y:]
+        c_t, x_t = seq[:n_carry], seq[n_carry : n_carry + n_xs]
+        g_y, g_s = seq[n_carry + n_xs : n_carry + n_xs + n_y], seq[n_carry + n_xs + n_y :]
         outs = inline(body.graph, [*c_t, *x_t, *caps])
         used = [outs[i] for i in c_wrt] + [outs[n_carry + i] for i in y_wrt]
         wrt = [c_t[i] for i in c_wrt] + [x_t[i] for i in x_wrt] + [caps[i] for i in cap_wrt]
         grads = grad(used, wrt, grad_y=[*g_carry, *g_y])
-        summed = [acc + new for acc, new in zip(g_caps, grads[n_c + n_x:])]
-        g_x, g_c = grads[n_c:n_c + n_x], grads[:n_c]
+        summed = [acc + new for acc, new in zip(g_caps, grads[n_c + n_x :])]
+        g_x, g_c = grads[n_c : n_c + n_x], grads[:n_c]
         for k, g_direct in zip(s_wrt, g_s):  # c_t's own uses, besides the step's
             g_c[k] = g_c[k] + g_direct
         return tuple(g_c + summed), tuple(g_x) if g_x else None
@@ -360,8 +389,10 @@ def _reverse_scan(body: Body, init, xs, caps, saved, g_carry, g_ys, g_saved) -> 
 
 def scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     if any(a.shape is None or not a.shape or a.shape[0] is None for a in _avals(leaves(xs))):
-        raise OpError("scan: the sequences need a known leading (time) axis. Fix: "
-                              "give the placeholder a shape such as (T, batch, features).")
+        raise OpError(
+            "scan: the sequences need a known leading (time) axis. Fix: "
+            "give the placeholder a shape such as (T, batch, features)."
+        )
     return _scan(fn, init, xs)
 
 
@@ -378,8 +409,7 @@ def _scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     def flat_step(a: list) -> tuple:
         result = fn(rebuild(init, a[:n_carry]), rebuild(xs, a[n_carry:]))
         if not isinstance(result, tuple) or len(result) != 2:
-            raise OpError("scan: the step function must return (new_carry, y); y may "
-                                  "be None.")
+            raise OpError("scan: the step function must return (new_carry, y); y may be None.")
         new_carry, y = result
         y_structure.append(y)
         return tuple(leaves(new_carry) + ([] if y is None else leaves(y)))
@@ -387,19 +417,31 @@ def _scan(fn: Callable, init: Any, xs: Any) -> tuple[Any, Any]:
     (body,), caps = _bodies([flat_step], _avals(carry) + step_avals, names)
     new_carry = body.graph.outputs[:n_carry]
     if [n.aval for n in new_carry] != _avals(carry):
-        raise OpError(f"scan: the step changes the carry from {_avals(carry)} to "
-                              f"{[n.aval for n in new_carry]}. Fix: return a carry of the same "
-                              "shapes and dtypes.")
+        raise OpError(
+            f"scan: the step changes the carry from {_avals(carry)} to "
+            f"{[n.aval for n in new_carry]}. Fix: return a carry of the same "
+            "shapes and dtypes."
+        )
     y_structure = y_structure[0]
     ys_nodes = body.graph.outputs[n_carry:]
     t = seq_avals[0].shape[0]
-    out_avals = (tuple(map(_aval_param, new_carry))
-                 + tuple(((t,) + n.shape, n.dtype.name) for n in ys_nodes)
-                 + tuple(((t,) + n.shape, n.dtype.name) for n in new_carry))
-    node = apply(SCAN, *carry, *seqs, *(Symbol(c) for c in caps), body=body, n_carry=n_carry,
-                 n_xs=len(seqs), n_ys=len(ys_nodes), out_avals=out_avals)
-    parts = [apply(ITEM, node, index=i, aval=out_avals[i])
-             for i in range(n_carry + len(ys_nodes))]
+    out_avals = (
+        tuple(map(_aval_param, new_carry))
+        + tuple(((t,) + n.shape, n.dtype.name) for n in ys_nodes)
+        + tuple(((t,) + n.shape, n.dtype.name) for n in new_carry)
+    )
+    node = apply(
+        SCAN,
+        *carry,
+        *seqs,
+        *(Symbol(c) for c in caps),
+        body=body,
+        n_carry=n_carry,
+        n_xs=len(seqs),
+        n_ys=len(ys_nodes),
+        out_avals=out_avals,
+    )
+    parts = [apply(ITEM, node, index=i, aval=out_avals[i]) for i in range(n_carry + len(ys_nodes))]
     ys = None if y_structure is None else rebuild(y_structure, parts[n_carry:])
     return rebuild(init, parts[:n_carry]), ys
 

@@ -30,25 +30,27 @@ def _depending_on(xs: list[Node], roots: list[Node]) -> set[int]:
     """Ids of the nodes between `xs` and `roots`: only they can carry a gradient."""
     reach = {x.id for x in xs}
     for node in ancestors_in_order(roots):
-        if node.id not in reach and any(
-            isinstance(a, Node) and a.id in reach for a in node.inputs
-        ):
+        if node.id not in reach and any(isinstance(a, Node) and a.id in reach for a in node.inputs):
             reach.add(node.id)
     return reach
 
 
 def _check_differentiable(x: Symbol, position: int) -> None:
     if x.dtype.kind != "f":
-        raise OpError(f"grad: input {position} has dtype {x.dtype}; only floating-point values "
-                      "have gradients. Fix: differentiate with respect to float placeholders "
-                      "or variables.")
+        raise OpError(
+            f"grad: input {position} has dtype {x.dtype}; only floating-point values "
+            "have gradients. Fix: differentiate with respect to float placeholders "
+            "or variables."
+        )
 
 
 def _seed(y: Symbol) -> Symbol:
     if y.shape is not None and (None in y.shape or int(np.prod(y.shape)) != 1):
-        raise OpError(f"grad: y has shape {y.shape}, not a single value, so the gradient to "
-                      "start from is ambiguous. Fix: reduce y first (F.sum or F.mean), or pass "
-                      "grad_y.")
+        raise OpError(
+            f"grad: y has shape {y.shape}, not a single value, so the gradient to "
+            "start from is ambiguous. Fix: reduce y first (F.sum or F.mean), or pass "
+            "grad_y."
+        )
     if y.shape is not None:  # known: the seed is a constant of y's own shape
         return constant(np.ones(y.shape, y.dtype))
     return F.broadcast_like(constant(np.ones((), y.dtype)), y)
@@ -68,17 +70,18 @@ def grad(y: Any, xs: Any, grad_y: Any = None) -> Any:
     if grad_y is None:
         seeds = [_seed(v) for v in ys]
     else:
-        seeds = [as_symbol(g) for g in (grad_y if isinstance(grad_y, (list, tuple))
-                                        else [grad_y])]
+        seeds = [as_symbol(g) for g in (grad_y if isinstance(grad_y, (list, tuple)) else [grad_y])]
     reach = _depending_on([x.node for x in xs], [v.node for v in ys])
     wanted = {x.node.id for x in xs}
 
     def needs_grad(value: Any) -> bool:
-        return (isinstance(value, Symbol) and value.node.id in reach
-                and value.dtype.kind in "fO")  # floats, and tuples of control-flow nodes
+        return (
+            isinstance(value, Symbol) and value.node.id in reach and value.dtype.kind in "fO"
+        )  # floats, and tuples of control-flow nodes
 
-    found = backpropagate(ys, seeds, _parents, lambda s: s.node.id, needs_grad,
-                          lambda s: s.node.id in wanted)
+    found = backpropagate(
+        ys, seeds, _parents, lambda s: s.node.id, needs_grad, lambda s: s.node.id in wanted
+    )
     out = []
     for x in xs:
         if x.node.id in found:

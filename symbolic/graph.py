@@ -186,8 +186,7 @@ class Graph:
     def __post_init__(self) -> None:
         if not self.nodes:
             roots = list(self.outputs) + [v for pair in self.updates for v in pair]
-            self.nodes = ancestors_in_order(roots + list(self.inputs),
-                                            {n.id for n in self.inputs})
+            self.nodes = ancestors_in_order(roots + list(self.inputs), {n.id for n in self.inputs})
 
     @staticmethod
     def traced(inputs: list[Node], outputs: list[Node], updates: list, recorded: list) -> Graph:
@@ -223,8 +222,9 @@ class Graph:
         an edge per use, keyed by the argument position."""
         g = nx.MultiDiGraph()
         for n in self.nodes:
-            g.add_node(n.id, op=n.op_name, shape=n.shape, dtype=str(n.dtype), source=n.source,
-                       name=n.name)
+            g.add_node(
+                n.id, op=n.op_name, shape=n.shape, dtype=str(n.dtype), source=n.source, name=n.name
+            )
             for pos, a in enumerate(n.inputs):
                 if isinstance(a, Node):
                     g.add_edge(a.id, n.id, key=pos)

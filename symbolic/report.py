@@ -27,20 +27,31 @@ class CompileReport:
     def __init__(self, traced: Graph) -> None:
         nodes = nested_nodes(traced)
         # What tracing froze: a global or closure value changed later does not reach the graph.
-        self.constants = [f"constant {n.label} = {_preview(n.value)}  (baked in at {n.source})"
-                          for n in nodes if n.op == "constant"]  # arrays and eager tensors
+        self.constants = [
+            f"constant {n.label} = {_preview(n.value)}  (baked in at {n.source})"
+            for n in nodes
+            if n.op == "constant"
+        ]  # arrays and eager tensors
         self.python_values = [line for n in nodes for line in _python_values(n)]
         self.stages: list[StageRecord] = [
-            StageRecord("trace", len(traced.nodes), len(traced.nodes), 0.0,
-                        self.constants + self.python_values, traced)
+            StageRecord(
+                "trace",
+                len(traced.nodes),
+                len(traced.nodes),
+                0.0,
+                self.constants + self.python_values,
+                traced,
+            )
         ]
         self.lines_of_code = 0
         self.compile_seconds = 0.0
 
-    def record_pass(self, name: str, before: Graph, after: Graph, seconds: float,
-                    changes: list[str]) -> None:
-        self.stages.append(StageRecord(name, len(before.nodes), len(after.nodes), seconds,
-                                       changes, after))
+    def record_pass(
+        self, name: str, before: Graph, after: Graph, seconds: float, changes: list[str]
+    ) -> None:
+        self.stages.append(
+            StageRecord(name, len(before.nodes), len(after.nodes), seconds, changes, after)
+        )
 
     def record_codegen(self, source: str, seconds: float) -> None:
         self.lines_of_code = source.count("\n")
@@ -54,13 +65,17 @@ class CompileReport:
             rows += [f"    {c}" for c in s.changes[:20]]
             if len(s.changes) > 20:
                 rows.append(f"    ... and {len(s.changes) - 20} more")
-        rows.append(f"plan: {self.lines_of_code} lines of Python, compiled in "
-                    f"{1e3 * self.compile_seconds:.1f} ms")
+        rows.append(
+            f"plan: {self.lines_of_code} lines of Python, compiled in "
+            f"{1e3 * self.compile_seconds:.1f} ms"
+        )
         for op in self.fused_kernels:
             kernel = op.kernel
             target = kernel.gpu_choice or kernel.choice  # the GPU's, where it ran there
-            rows.append(f"\n{op.name}: {op.doc}\n  target: {target}; build "
-                        f"{1e3 * kernel.compile_seconds:.0f} ms (apart from run time)")
+            rows.append(
+                f"\n{op.name}: {op.doc}\n  target: {target}; build "
+                f"{1e3 * kernel.compile_seconds:.0f} ms (apart from run time)"
+            )
             rows += [f"  | {line}" for line in kernel.source.splitlines()]
         return "\n".join(rows)
 
@@ -86,5 +101,9 @@ def _python_values(node: Node) -> list[str]:
     """The Python numbers an op takes as literals (`x * SCALE`), each with its line."""
     if node.is_source:
         return []
-    return [f"{a!r} (a Python {type(a).__name__}) in {node.op_name} {node.label}  (baked in "
-            f"at {node.source})" for a in node.inputs if isinstance(a, (bool, int, float))]
+    return [
+        f"{a!r} (a Python {type(a).__name__}) in {node.op_name} {node.label}  (baked in "
+        f"at {node.source})"
+        for a in node.inputs
+        if isinstance(a, (bool, int, float))
+    ]

@@ -72,8 +72,10 @@ class Symbol(ArrayMethods):
     @property
     def ndim(self) -> int:
         if self.node.shape is None:
-            raise OpError("the rank of this symbol is unknown: its placeholder was made "
-                          "without a shape. Fix: S.placeholder(shape=(...)).")
+            raise OpError(
+                "the rank of this symbol is unknown: its placeholder was made "
+                "without a shape. Fix: S.placeholder(shape=(...))."
+            )
         return len(self.node.shape)
 
     @property
@@ -130,13 +132,15 @@ class Symbol(ArrayMethods):
 
 # ---- sources: placeholders, variables, constants ----------------------------------------
 
+
 def placeholder(shape: tuple | None = None, dtype: Any = "float32", name: str | None = None):
     """An input fed at each call. `shape=None`: any shape; a None dimension: any size.
 
     Its name, for feeding by keyword (`c(a=3, b=4)`): `name`, else the variable the caller's
     line assigns it to (`a = S.placeholder()` is named 'a'), else 'p<id>'."""
-    node = Node("placeholder", (), {}, None if shape is None else tuple(shape), np.dtype(dtype),
-                user_line())
+    node = Node(
+        "placeholder", (), {}, None if shape is None else tuple(shape), np.dtype(dtype), user_line()
+    )
     node.name = name or _assigned_name(sys._getframe(1)) or f"p{node.id}"
     return Symbol(node)
 
@@ -178,8 +182,11 @@ def _assignments(tree: ast.AST) -> list:
             target, value = stmt.target, stmt.value
         else:
             continue
-        if (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
-                and len(target.elts) == len(value.elts)):
+        if (
+            isinstance(target, ast.Tuple)
+            and isinstance(value, ast.Tuple)
+            and len(target.elts) == len(value.elts)
+        ):
             pairs.extend(zip(target.elts, value.elts))
         else:
             pairs.append((target, value))
@@ -216,8 +223,15 @@ def _array(value: Any, dtype: Any) -> np.ndarray:
 
 
 def _variable_symbol(storage: Any, name: str | None) -> Symbol:
-    node = Node("variable", (), {}, tuple(storage.data.shape), storage.data.dtype, user_line(),
-                value=storage)
+    node = Node(
+        "variable",
+        (),
+        {},
+        tuple(storage.data.shape),
+        storage.data.dtype,
+        user_line(),
+        value=storage,
+    )
     node.name = name or getattr(storage, "name", "") or f"v{node.id}"
     if not storage.name:
         storage.name = node.name

@@ -51,15 +51,19 @@ def trace(fn: Callable, *input_specs: Any) -> Graph:
     inputs = [spec_placeholder(s, n) for s, n in zip(input_specs, names)]
     with recording() as recorded, engine_scope(Symbol):
         outputs = fn(*inputs)
-    return Graph.traced([i.node for i in inputs], [as_symbol(o).node for o in leaves(outputs)],
-                        [], recorded)
+    return Graph.traced(
+        [i.node for i in inputs], [as_symbol(o).node for o in leaves(outputs)], [], recorded
+    )
 
 
 def _argument_names(fn: Callable, count: int) -> list[str]:
     target = fn.forward if hasattr(fn, "forward") else fn
     try:
-        params = [p for p in inspect.signature(target).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         params = []
     names = [p.name for p in params[:count]]
@@ -79,11 +83,12 @@ def _describe(old: tuple, new: tuple) -> str:
     if old[0] == new[0] == "array":
         what = "shape" if old[1] != new[1] else "dtype"
         before, after = (old[1], new[1]) if what == "shape" else (old[2], new[2])
-        return (f"{what} {before} -> {after}: a graph is specialized to its input shapes "
-                "and dtypes")
+        return f"{what} {before} -> {after}: a graph is specialized to its input shapes and dtypes"
     if old[0] == new[0] == "value":
-        return (f"{old[2]!r} -> {new[2]!r}: a Python {new[1]} is baked into the graph; pass "
-                "it as an array to avoid this")
+        return (
+            f"{old[2]!r} -> {new[2]!r}: a Python {new[1]} is baked into the graph; pass "
+            "it as an array to avoid this"
+        )
     return f"{old} -> {new}"
 
 
@@ -100,12 +105,16 @@ def _describe_modes(names: list[str], old: tuple, new: tuple) -> list[str]:
     lines = []
     for (before, after), who in changed.items():
         listed = ", ".join(who[:4]) + (f" and {len(who) - 4} more" if len(who) > 4 else "")
-        lines.append(f"module mode changed {_mode(before)} -> {_mode(after)} for {listed}: "
-                     "layers such as dropout compute differently in each mode, so each mode "
-                     "has its own graph")
+        lines.append(
+            f"module mode changed {_mode(before)} -> {_mode(after)} for {listed}: "
+            "layers such as dropout compute differently in each mode, so each mode "
+            "has its own graph"
+        )
     if len(new) > len(old):
-        lines.append(f"the function ran modules no earlier trace ran: "
-                     f"{', '.join(names[len(old):len(new)])}")
+        lines.append(
+            f"the function ran modules no earlier trace ran: "
+            f"{', '.join(names[len(old) : len(new)])}"
+        )
     return lines
 
 
@@ -122,8 +131,13 @@ class TracedFunction:
     Concurrent first calls of one signature trace it once; the others wait for that graph.
     """
 
-    def __init__(self, fn: Callable, optimize: int = 2, warn_after: int = 5,
-                 max_cache: int = DEFAULT_MAX_CACHE) -> None:
+    def __init__(
+        self,
+        fn: Callable,
+        optimize: int = 2,
+        warn_after: int = 5,
+        max_cache: int = DEFAULT_MAX_CACHE,
+    ) -> None:
         if max_cache < 1:
             raise ValueError(f"max_cache must be at least 1, got {max_cache}.")
         self.fn = fn
@@ -152,8 +166,9 @@ class TracedFunction:
         """The compile report of the graph the last call ran: stages, and the values baked
         in from Python (`report.constants`, `report.python_values`)."""
         if self._last_compiled is None:
-            raise AttributeError(f"{self.__name__} has no report yet: nothing was traced. "
-                                 "Fix: call it first.")
+            raise AttributeError(
+                f"{self.__name__} has no report yet: nothing was traced. Fix: call it first."
+            )
         return self._last_compiled.report
 
     def __call__(self, *args: Any) -> Any:
@@ -204,8 +219,10 @@ class TracedFunction:
         if explanation is not None:
             self.explanations.append(explanation)
             if self.retraces >= self.warn_after:
-                warnings.warn(f"{self.__name__} was retraced {self.retraces} times; last: "
-                              f"{explanation}", stacklevel=4)
+                warnings.warn(
+                    f"{self.__name__} was retraced {self.retraces} times; last: {explanation}",
+                    stacklevel=4,
+                )
         return compiled
 
     def _watch(self, named_modules: Any) -> None:
@@ -216,8 +233,7 @@ class TracedFunction:
                 known.add(id(module))
                 self._modules.append(module)
                 label = type(module).__name__
-                self._module_names.append(f"{name} ({label})" if name and name != label
-                                          else label)
+                self._module_names.append(f"{name} ({label})" if name and name != label else label)
 
     def _insert(self, key: tuple, compiled: CompiledFunction) -> None:
         """Cache the graph; past `max_cache`, drop the least recently used one."""
@@ -233,27 +249,36 @@ class TracedFunction:
         """Why `key` needs a new graph, compared with the previous call's (the lock held)."""
         (old_args, old_modes), (new_args, new_modes) = self._last, key
         names = _argument_names(self.fn, len(new_args))
-        changed = [f"argument {n} changed {_describe(o, k)}"
-                   for n, o, k in zip(names, old_args, new_args) if o != k]
+        changed = [
+            f"argument {n} changed {_describe(o, k)}"
+            for n, o, k in zip(names, old_args, new_args)
+            if o != k
+        ]
         if len(old_args) != len(new_args):
             changed.append("the number of arguments changed")
         changed += _describe_modes(self._module_names, old_modes, new_modes)
         if key in self._evicted:
-            changed.append(f"this signature was traced before, but its graph had been dropped "
-                           f"from the full cache (max_cache={self.max_cache})")
+            changed.append(
+                f"this signature was traced before, but its graph had been dropped "
+                f"from the full cache (max_cache={self.max_cache})"
+            )
         elif len(self.cache) >= self.max_cache:
             changed.append(self._cache_full(names, new_args))
         return "retraced because " + "; ".join(changed or ["the signature changed"])
 
     def _cache_full(self, names: list[str], new_args: tuple) -> str:
         """Why the cache filled up: usually a Python value that is different at every call."""
-        note = (f"the cache is full (max_cache={self.max_cache}), so the least recently used "
-                "graph was dropped")
+        note = (
+            f"the cache is full (max_cache={self.max_cache}), so the least recently used "
+            "graph was dropped"
+        )
         for i, (name, sig) in enumerate(zip(names, new_args)):
             values = {k[0][i] for k in self.cache if len(k[0]) == len(new_args)}
             if sig[0] == "value" and len(values) > 1:
-                note += (f"; {len(values)} of them differ only in argument {name}, a Python "
-                         f"{sig[1]}: pass it as an array (a placeholder) instead")
+                note += (
+                    f"; {len(values)} of them differ only in argument {name}, a Python "
+                    f"{sig[1]}: pass it as an array (a placeholder) instead"
+                )
         return note
 
     def _trace(self, args: tuple) -> CompiledFunction:
@@ -263,8 +288,13 @@ class TracedFunction:
         return compile(lambda *_: self.fn(*symbols), inputs=inputs, optimize=self.optimize)
 
 
-def function(fn: Callable | None = None, *, optimize: int = 2, warn_after: int = 5,
-             max_cache: int = DEFAULT_MAX_CACHE) -> Any:
+def function(
+    fn: Callable | None = None,
+    *,
+    optimize: int = 2,
+    warn_after: int = 5,
+    max_cache: int = DEFAULT_MAX_CACHE,
+) -> Any:
     """Decorator: compile `fn` per input signature (`@S.function` or `S.function(model)`),
     keeping the `max_cache` most recently used graphs."""
     if fn is None:

@@ -26,8 +26,10 @@ def optimizer_updates(optimizer: Any, grads: list) -> dict:
     for param, grad in zip(optimizer.params, grads):
         if _unconnected(grad):
             continue
-        state = {key: variable(value, name=f"{param.name}_{key}")
-                 for key, value in optimizer.init_state(param.data).items()}
+        state = {
+            key: variable(value, name=f"{param.name}_{key}")
+            for key, value in optimizer.init_state(param.data).items()
+        }
         # the rule reads the parameter as its variable: a Parameter itself computes now, so
         # `weight_decay * param` would bake in its value at build time
         new_param, new_state = optimizer.rule(as_symbol(param), grad, state)
@@ -45,5 +47,4 @@ def _unconnected(grad: Any) -> bool:
     node = grad.node if isinstance(grad, Symbol) else None
     if node is not None and node.op_name == "broadcast_like":
         node = node.inputs[0] if isinstance(node.inputs[0], Node) else None
-    return (node is not None and node.op == "constant"
-            and not np.any(node.value))
+    return node is not None and node.op == "constant" and not np.any(node.value)

@@ -11,8 +11,9 @@ from eager import autograd
 
 # default: what `make test` runs, the same examples on every machine (derandomize), a failure
 # printed with the blob that replays it; long: a fresh, much longer search, run by hand.
-settings.register_profile("default", max_examples=400, deadline=None, derandomize=True,
-                          database=None, print_blob=True)
+settings.register_profile(
+    "default", max_examples=400, deadline=None, derandomize=True, database=None, print_blob=True
+)
 settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

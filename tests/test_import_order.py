@@ -16,6 +16,7 @@ def test_importing_common_alone_registers_every_op_including_control():
         "engines = sorted(m for m in sys.modules if m.split('.')[0] in ('symbolic', 'eager'))\n"
         "print(sorted(missing), engines)\n"
     )
-    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[] []", done.stdout + done.stderr

@@ -17,8 +17,9 @@ from common.nn.parameter import Parameter
 class Linear(Module):
     """y = x @ weight.T + bias, weight of shape (out_features, in_features) as in torch."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 generator: Any = None) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, generator: Any = None
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(init.kaiming_uniform((out_features, in_features), generator))
@@ -35,8 +36,16 @@ class Linear(Module):
 class Conv2d(Module):
     """2-d convolution over NCHW inputs with an (out, in, kh, kw) weight."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, bias: bool = True, generator: Any = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        bias: bool = True,
+        generator: Any = None,
+    ) -> None:
         super().__init__()
         kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else kernel_size
         shape = (out_channels, in_channels, kh, kw)
@@ -146,8 +155,9 @@ class RNNCell(Module):
         self.bias_hh = Parameter(init.uniform((hidden_size,), bound, generator))
 
     def forward(self, x: Any, h: Any) -> Any:
-        return F.tanh(F.linear(x, self.weight_ih, self.bias_ih)
-                      + F.linear(h, self.weight_hh, self.bias_hh))
+        return F.tanh(
+            F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        )
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -195,6 +205,7 @@ class Dropout(Module):
 
 
 # ---- losses: `loss_fn(input, target)`, reduced as `reduction` says ------------------------
+
 
 class _Loss(Module):
     """A loss function as a module: `function(input, target, reduction=...)`."""

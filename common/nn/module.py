@@ -41,8 +41,10 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"{type(self).__name__}: assign {name!r} after calling "
-                               "super().__init__() in __init__.")
+            raise RuntimeError(
+                f"{type(self).__name__}: assign {name!r} after calling "
+                "super().__init__() in __init__."
+            )
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -100,15 +102,19 @@ class Module:
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
-                           f"{unexpected}. Fix: load a state dict saved from the same model, "
-                           "or pass strict=False.")
+            raise KeyError(
+                f"load_state_dict: missing keys {missing}, unexpected keys "
+                f"{unexpected}. Fix: load a state dict saved from the same model, "
+                "or pass strict=False."
+            )
         for name in set(params) & set(state):
             if tuple(np.shape(state[name])) != params[name].shape:
-                raise ValueError(f"load_state_dict: {name} has shape "
-                                 f"{fmt(tuple(np.shape(state[name])))} in the dict but "
-                                 f"{fmt(params[name].shape)} in the model. Fix: build the model "
-                                 "with the sizes it was saved with.")
+                raise ValueError(
+                    f"load_state_dict: {name} has shape "
+                    f"{fmt(tuple(np.shape(state[name])))} in the dict but "
+                    f"{fmt(params[name].shape)} in the model. Fix: build the model "
+                    "with the sizes it was saved with."
+                )
         for name in set(params) & set(state):
             params[name].copy_(np.asarray(state[name]))
 

@@ -31,8 +31,7 @@ def _owned(xp: Any, outputs: Any, inputs: tuple) -> tuple:
     node, like every op not declared a view, must return memory of its own: the memory plan
     hands an input's buffer to a later value once the input dies."""
     arrays = [a for a in inputs if isinstance(a, xp.ndarray)]
-    return tuple(o.copy() if any(xp.may_share_memory(o, a) for a in arrays) else o
-                 for o in outputs)
+    return tuple(o.copy() if any(xp.may_share_memory(o, a) for a in arrays) else o for o in outputs)
 
 
 # ---- item: one part of a control node's tuple -----------------------------------------
@@ -45,6 +44,7 @@ ITEM = declare(OpDef(
 
 
 # ---- cond -------------------------------------------------------------------------------
+
 
 def _cond_kernel(xp, pred, *args, branches, out_avals):
     return _owned(xp, branches[0 if bool(pred) else 1].run(xp, *args), args)
@@ -59,6 +59,7 @@ COND = declare(OpDef("cond", "control", _cond_kernel, _tuple, vjp=_cond_vjp))
 
 # ---- while_loop -------------------------------------------------------------------------
 
+
 def _while_kernel(xp, *args, test, body, n_carry, out_avals):
     """The final carry; with a float carry also the trip count and the carries each
     iteration started from, stacked (the tape of the loop: out_avals says which)."""
@@ -71,14 +72,15 @@ def _while_kernel(xp, *args, test, body, n_carry, out_avals):
     final = _owned(xp, carry, args)  # no step ran, or the body kept a carry
     if not saving:
         return final
-    stacked = [xp.stack([c[i] for c in befores]) if befores
-               else xp.empty((0, *a.shape), a.dtype) for i, a in enumerate(args[:n_carry])]
+    stacked = [
+        xp.stack([c[i] for c in befores]) if befores else xp.empty((0, *a.shape), a.dtype)
+        for i, a in enumerate(args[:n_carry])
+    ]
     return (*final, xp.asarray(len(befores), dtype=xp.int64), *stacked)  # stacks are fresh
 
 
 def _while_vjp(g, out, *args, test, body, n_carry, out_avals):
-    return body.while_vjp(g, out, *args, test=test, body=body, n_carry=n_carry,
-                          out_avals=out_avals)
+    return body.while_vjp(g, out, *args, test=test, body=body, n_carry=n_carry, out_avals=out_avals)
 
 
 WHILE = declare(OpDef("while_loop", "control", _while_kernel, _tuple, vjp=_while_vjp))
@@ -86,9 +88,10 @@ WHILE = declare(OpDef("while_loop", "control", _while_kernel, _tuple, vjp=_while
 
 # ---- scan -------------------------------------------------------------------------------
 
+
 def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
     carry = list(args[:n_carry])
-    xs, caps = args[n_carry:n_carry + n_xs], args[n_carry + n_xs:]
+    xs, caps = args[n_carry : n_carry + n_xs], args[n_carry + n_xs :]
     if xs[0].shape[0] == 0:  # as eagerly: no step, no ys to stack
         raise OpError("scan: the sequence is empty. Fix: scan over at least one step.")
     befores, ys = [], []
@@ -102,8 +105,9 @@ def _scan_kernel(xp, *args, body, n_carry, n_xs, n_ys, out_avals):
 
 
 def _scan_vjp(g, out, *args, body, n_carry, n_xs, n_ys, out_avals):
-    return body.scan_vjp(g, out, *args, body=body, n_carry=n_carry, n_xs=n_xs, n_ys=n_ys,
-                         out_avals=out_avals)
+    return body.scan_vjp(
+        g, out, *args, body=body, n_carry=n_carry, n_xs=n_xs, n_ys=n_ys, out_avals=out_avals
+    )
 
 
 SCAN = declare(OpDef("scan", "control", _scan_kernel, _tuple, vjp=_scan_vjp))

@@ -24,8 +24,10 @@ KINDS = ("elementwise", "reduction", "shape", "linalg", "nn", "random", "control
 
 
 _FRAMEWORK_DIRS = tuple(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                 package) + os.sep
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), package
+    )
+    + os.sep
     for package in ("common", "eager", "symbolic")
 )
 
@@ -192,8 +194,10 @@ class OpDef:
     def grad_formulas(self, g, out, inputs, needs, params) -> list:
         """The VJP of this op for the inputs flagged in `needs` (None elsewhere)."""
         if isinstance(self.vjp, tuple):
-            return [f(g, out, *inputs, **params) if need and f is not None else None
-                    for f, need in zip(self.vjp, needs)]
+            return [
+                f(g, out, *inputs, **params) if need and f is not None else None
+                for f, need in zip(self.vjp, needs)
+            ]
         return list(self.vjp(g, out, *inputs, **params))
 
 

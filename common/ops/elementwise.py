@@ -69,8 +69,9 @@ def ufunc_kernel(name: str):
     return kernel
 
 
-def elementwise_op(name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=None,
-                   scalar=None, preamble=None):
+def elementwise_op(
+    name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=None, scalar=None, preamble=None
+):
     """Declare an elementwise op with the default shape rule (broadcasting; `dtype` gives
     the result's dtype, else numpy's promotion) and test samples drawn in [low, high);
     `scalar` and `preamble` are the fusion targets' own spellings (see `OpDef`)."""
@@ -86,12 +87,23 @@ def elementwise_op(name, kernel, vjp, expr, arity, low=-2.0, high=2.0, dtype=Non
 
 # ---- arithmetic -------------------------------------------------------------------------
 
-ADD = elementwise_op("add", ufunc_kernel("add"),
-                     (lambda g, out, x, y: g, lambda g, out, x, y: g), "({0} + {1})", 2)
-SUB = elementwise_op("sub", ufunc_kernel("subtract"),
-                     (lambda g, out, x, y: g, lambda g, out, x, y: -g), "({0} - {1})", 2)
-MUL = elementwise_op("mul", ufunc_kernel("multiply"),
-                     (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x), "({0} * {1})", 2)
+ADD = elementwise_op(
+    "add", ufunc_kernel("add"), (lambda g, out, x, y: g, lambda g, out, x, y: g), "({0} + {1})", 2
+)
+SUB = elementwise_op(
+    "sub",
+    ufunc_kernel("subtract"),
+    (lambda g, out, x, y: g, lambda g, out, x, y: -g),
+    "({0} - {1})",
+    2,
+)
+MUL = elementwise_op(
+    "mul",
+    ufunc_kernel("multiply"),
+    (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
+    "({0} * {1})",
+    2,
+)
 DIV = elementwise_op("div", ufunc_kernel("true_divide"),
                      (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
                      "({0} / {1})", 2, low=0.5, high=2.0,
@@ -172,8 +184,14 @@ def _pow_kernel(xp, x, y, out=None):
 
 # numba spells the same exponents the same way: the same bits, and the same NaN for
 # (-inf) ** 0.5
-_SMALL_POWERS = {1: "(+{0})", 2: "({0} * {0})", 3: "({0} * {0} * {0})",
-                 4: "(({0} * {0}) * ({0} * {0}))", -1: "(1 / {0})", 0.5: "sqrt({0})"}
+_SMALL_POWERS = {
+    1: "(+{0})",
+    2: "({0} * {0})",
+    3: "({0} * {0} * {0})",
+    4: "(({0} * {0}) * ({0} * {0}))",
+    -1: "(1 / {0})",
+    0.5: "sqrt({0})",
+}
 
 
 def _numba_pow(args: list[str], params: dict, step: Any) -> str:
@@ -264,11 +282,11 @@ def _bound(value: str | None, infinite: str) -> str:
     return infinite if value is None else value
 
 
-_NUMBA_CLIP = '''
+_NUMBA_CLIP = """
 @numba.njit(inline="always")
 def clip(x, lo, hi):
     return min(max(x, lo), hi)
-'''
+"""
 _CUDA_CLIP = """
 template <typename X, typename L, typename H>
 __device__ X _clip(X x, L lo, H hi) { return min(max(x, (X)lo), (X)hi); }
@@ -303,11 +321,11 @@ def _where_abstract(cond: Aval, x: Aval, y: Aval) -> Aval:
     return Aval(broadcast_shapes("where", cond.shape, x.shape, y.shape), result_dtype(x, y))
 
 
-_NUMBA_WHERE = '''
+_NUMBA_WHERE = """
 @numba.njit(inline="always")
 def where(c, a, b):
     return a if c else b
-'''
+"""
 _CUDA_WHERE = """
 template <typename C, typename A, typename B>
 __device__ A _where(C c, A a, B b) { return c ? a : (A)b; }
@@ -324,9 +342,17 @@ WHERE = declare(OpDef(
 
 # ---- comparisons and casts (no gradient flows through them) -----------------------------
 
+
 def _comparison(name: str, ufunc: str, template: str, **spellings: Any) -> OpDef:
-    return elementwise_op(name, ufunc_kernel(ufunc), None, template, 2,
-                          dtype=lambda *a: np.dtype(np.bool_), **spellings)
+    return elementwise_op(
+        name,
+        ufunc_kernel(ufunc),
+        None,
+        template,
+        2,
+        dtype=lambda *a: np.dtype(np.bool_),
+        **spellings,
+    )
 
 
 EQ = _comparison("eq", "equal", "({0} == {1})")
@@ -335,17 +361,30 @@ LT = _comparison("lt", "less", "({0} < {1})")
 LE = _comparison("le", "less_equal", "({0} <= {1})")
 GT = _comparison("gt", "greater", "({0} > {1})")
 GE = _comparison("ge", "greater_equal", "({0} >= {1})")
-LOGICAL_AND = _comparison("logical_and", "logical_and", "logical_and({0}, {1})",
-                          scalar={"cuda": "({0} && {1})"},
-                          preamble={"numba": "from numpy import logical_and"})
-LOGICAL_OR = _comparison("logical_or", "logical_or", "logical_or({0}, {1})",
-                         scalar={"cuda": "({0} || {1})"},
-                         preamble={"numba": "from numpy import logical_or"})
-LOGICAL_NOT = elementwise_op("logical_not", ufunc_kernel("logical_not"), None,
-                             "logical_not({0})", 1,
-                             dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)),
-                             scalar={"cuda": "(!{0})"},
-                             preamble={"numba": "from numpy import logical_not"})
+LOGICAL_AND = _comparison(
+    "logical_and",
+    "logical_and",
+    "logical_and({0}, {1})",
+    scalar={"cuda": "({0} && {1})"},
+    preamble={"numba": "from numpy import logical_and"},
+)
+LOGICAL_OR = _comparison(
+    "logical_or",
+    "logical_or",
+    "logical_or({0}, {1})",
+    scalar={"cuda": "({0} || {1})"},
+    preamble={"numba": "from numpy import logical_or"},
+)
+LOGICAL_NOT = elementwise_op(
+    "logical_not",
+    ufunc_kernel("logical_not"),
+    None,
+    "logical_not({0})",
+    1,
+    dtype=lambda x: Aval(x.shape, np.dtype(np.bool_)),
+    scalar={"cuda": "(!{0})"},
+    preamble={"numba": "from numpy import logical_not"},
+)
 
 
 def _cast_kernel(xp, x, dtype, out=None):
@@ -367,6 +406,7 @@ CAST = declare(OpDef(
 
 
 # ---- the public functions (F.add, ...) --------------------------------------------------
+
 
 def add(x: Any, y: Any) -> Any:
     return apply(ADD, x, y)

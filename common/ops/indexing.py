@@ -34,8 +34,10 @@ def split_index(index: Any) -> tuple[tuple, list]:
             template.append(ARRAY)
             arrays.append(np.asarray(part) if isinstance(part, (list, bool)) else part)
         else:
-            raise OpError(f"getitem: cannot index with a {type(part).__name__}. Fix: use ints, "
-                          "slices, None, ..., or integer/boolean arrays.")
+            raise OpError(
+                f"getitem: cannot index with a {type(part).__name__}. Fix: use ints, "
+                "slices, None, ..., or integer/boolean arrays."
+            )
     return tuple(template), arrays
 
 
@@ -44,8 +46,9 @@ def join_index(template: tuple, arrays) -> tuple:
     arrays = iter(arrays)
     # by value, not identity: a template read back from generated source or a file holds
     # an equal string, not this object
-    return tuple(next(arrays) if isinstance(part, str) and part == ARRAY else part
-                 for part in template)
+    return tuple(
+        next(arrays) if isinstance(part, str) and part == ARRAY else part for part in template
+    )
 
 
 _UNKNOWN = 1_000_003  # stands in for an unknown dimension while numpy works out the shape
@@ -54,20 +57,22 @@ _UNKNOWN = 1_000_003  # stands in for an unknown dimension while numpy works out
 def _getitem_abstract(x: Aval, *index_avals: Aval, index: tuple) -> Aval:
     for a in index_avals:
         if a.dtype.kind not in "biu":
-            raise OpError(f"getitem: index arrays must hold integers or booleans, got "
-                          f"{a.dtype}. Fix: convert the index with .astype(int).")
+            raise OpError(
+                f"getitem: index arrays must hold integers or booleans, got "
+                f"{a.dtype}. Fix: convert the index with .astype(int)."
+            )
     if any(a.dtype == np.bool_ for a in index_avals):
-        return Aval((None,) + x.shape[sum(a.ndim for a in index_avals):], x.dtype)
+        return Aval((None,) + x.shape[sum(a.ndim for a in index_avals) :], x.dtype)
     ghost = np.lib.stride_tricks.as_strided(
-        np.zeros(1, np.int8), tuple(_UNKNOWN if d is None else d for d in x.shape),
-        (0,) * x.ndim)
-    fakes = [np.zeros(tuple(1 if d is None else d for d in a.shape), np.intp)
-             for a in index_avals]
+        np.zeros(1, np.int8), tuple(_UNKNOWN if d is None else d for d in x.shape), (0,) * x.ndim
+    )
+    fakes = [np.zeros(tuple(1 if d is None else d for d in a.shape), np.intp) for a in index_avals]
     try:
         shape = ghost[join_index(index, fakes)].shape
     except IndexError as exc:
-        raise OpError(f"getitem: {exc} (input shape {fmt(x.shape)}). "
-                      "Fix: keep every index inside its axis.") from None
+        raise OpError(
+            f"getitem: {exc} (input shape {fmt(x.shape)}). Fix: keep every index inside its axis."
+        ) from None
     return Aval(tuple(None if d >= _UNKNOWN - 1_000 else d for d in shape), x.dtype)
 
 
@@ -122,11 +127,14 @@ def _setitem_abstract(x: Aval, value: Aval, *index_avals: Aval, index: tuple) ->
     """`x`'s type, once `value` is known to fit the part of `x` that `index` picks."""
     part = _getitem_abstract(x, *index_avals, index=index).shape
     fits = value.ndim <= len(part) and all(
-        v in (1, p) or None in (v, p) for v, p in zip(value.shape[::-1], part[::-1]))
+        v in (1, p) or None in (v, p) for v, p in zip(value.shape[::-1], part[::-1])
+    )
     if not fits:
-        raise ShapeError(f"setitem: a value of shape {fmt(value.shape)} does not fit x[index] "
-                         f"of shape {fmt(part)} (x is {fmt(x.shape)}). Fix: give the value the "
-                         "shape of the part it replaces, or one that broadcasts to it.")
+        raise ShapeError(
+            f"setitem: a value of shape {fmt(value.shape)} does not fit x[index] "
+            f"of shape {fmt(part)} (x is {fmt(x.shape)}). Fix: give the value the "
+            "shape of the part it replaces, or one that broadcasts to it."
+        )
     return Aval(x.shape, x.dtype)
 
 
@@ -145,6 +153,7 @@ SETITEM = declare(OpDef(
 
 
 # ---- the public functions ---------------------------------------------------------------
+
 
 def getitem(x: Any, index: Any) -> Any:
     """`x[index]`: ints, slices, None, ..., and integer or boolean arrays."""

@@ -13,14 +13,18 @@ __all__ = ["matmul", "mm"]  # `linear` is public through common.ops.nn
 
 def _matmul_abstract(x: Aval, y: Aval) -> Aval:
     if x.ndim == 0 or y.ndim == 0:
-        raise ShapeError(f"matmul: operands must be at least 1-d, got {fmt(x.shape)} and "
-                         f"{fmt(y.shape)}. Fix: use mul for scalars.")
+        raise ShapeError(
+            f"matmul: operands must be at least 1-d, got {fmt(x.shape)} and "
+            f"{fmt(y.shape)}. Fix: use mul for scalars."
+        )
     k1 = x.shape[-1]
     k2 = y.shape[-2] if y.ndim > 1 else y.shape[0]
     if k1 != k2 and None not in (k1, k2):
-        raise ShapeError(f"matmul: shapes {fmt(x.shape)} and {fmt(y.shape)} do not align: "
-                         f"{k1} != {k2}. Fix: the last axis of the first operand must match "
-                         "the second-to-last of the second (transpose one of them?).")
+        raise ShapeError(
+            f"matmul: shapes {fmt(x.shape)} and {fmt(y.shape)} do not align: "
+            f"{k1} != {k2}. Fix: the last axis of the first operand must match "
+            "the second-to-last of the second (transpose one of them?)."
+        )
     batch = broadcast_shapes("matmul", x.shape[:-2], y.shape[:-2])
     rows = x.shape[-2:-1] if x.ndim > 1 else ()
     cols = y.shape[-1:] if y.ndim > 1 else ()
@@ -63,11 +67,15 @@ MATMUL = declare(OpDef(
 
 def _linear_abstract(x: Aval, w: Aval) -> Aval:
     if w.ndim != 2 or x.ndim < 1:
-        raise ShapeError(f"linear: expects an input (..., in) and a weight (out, in), got "
-                         f"{fmt(x.shape)} and {fmt(w.shape)}. Fix: the weight is 2-d.")
+        raise ShapeError(
+            f"linear: expects an input (..., in) and a weight (out, in), got "
+            f"{fmt(x.shape)} and {fmt(w.shape)}. Fix: the weight is 2-d."
+        )
     if x.shape[-1] != w.shape[1] and None not in (x.shape[-1], w.shape[1]):
-        raise ShapeError(f"linear: input {fmt(x.shape)} has {x.shape[-1]} features but the "
-                         f"weight {fmt(w.shape)} expects {w.shape[1]}. Fix: match in_features.")
+        raise ShapeError(
+            f"linear: input {fmt(x.shape)} has {x.shape[-1]} features but the "
+            f"weight {fmt(w.shape)} expects {w.shape[1]}. Fix: match in_features."
+        )
     return Aval(x.shape[:-1] + (w.shape[0],), result_dtype(x, w))
 
 
@@ -95,6 +103,8 @@ def matmul(x: Any, y: Any) -> Any:
 def mm(x: Any, y: Any) -> Any:
     """Product of two matrices (2-d only, as torch.mm)."""
     if len(x.shape) != 2 or len(y.shape) != 2:
-        raise ShapeError(f"mm: expects two matrices, got shapes {fmt(tuple(x.shape))} and "
-                         f"{fmt(tuple(y.shape))}. Fix: use matmul for batched or 1-d operands.")
+        raise ShapeError(
+            f"mm: expects two matrices, got shapes {fmt(tuple(x.shape))} and "
+            f"{fmt(tuple(y.shape))}. Fix: use matmul for batched or 1-d operands."
+        )
     return apply(MATMUL, x, y)

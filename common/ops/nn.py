@@ -49,6 +49,7 @@ def _windows(h: int, w: int, size: tuple, stride: tuple) -> tuple[int, int]:
 
 # ---- unfold / fold: the sliding-window view and its adjoint -----------------------------
 
+
 def _unfold_kernel(xp, x, size, stride):
     n, c, h, w = x.shape
     oh, ow = _windows(h, w, size, stride)
@@ -60,12 +61,16 @@ def _unfold_kernel(xp, x, size, stride):
 
 def _unfold_abstract(x: Aval, size: tuple, stride: tuple) -> Aval:
     if x.ndim != 4:
-        raise ShapeError(f"unfold: expects an NCHW input, got shape {fmt(x.shape)}. "
-                         "Fix: add the batch and channel axes (x.reshape(1, 1, H, W)).")
+        raise ShapeError(
+            f"unfold: expects an NCHW input, got shape {fmt(x.shape)}. "
+            "Fix: add the batch and channel axes (x.reshape(1, 1, H, W))."
+        )
     h, w = x.shape[2:]
     if (h is not None and h < size[0]) or (w is not None and w < size[1]):
-        raise ShapeError(f"unfold: the window {size} is larger than the input {fmt(x.shape)}. "
-                         "Fix: pad the input or use a smaller kernel.")
+        raise ShapeError(
+            f"unfold: the window {size} is larger than the input {fmt(x.shape)}. "
+            "Fix: pad the input or use a smaller kernel."
+        )
     oh = None if h is None else (h - size[0]) // stride[0] + 1
     ow = None if w is None else (w - size[1]) // stride[1] + 1
     return Aval(x.shape[:2] + (oh, ow) + size, x.dtype)
@@ -76,8 +81,9 @@ def _fold_kernel(xp, cols, shape, size, stride):
     oh, ow = cols.shape[2:4]
     for i in range(size[0]):  # one strided add per window offset, not per window
         for j in range(size[1]):
-            out[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += (
-                cols[:, :, :, :, i, j])
+            out[:, :, i : i + stride[0] * oh : stride[0], j : j + stride[1] * ow : stride[1]] += (
+                cols[:, :, :, :, i, j]
+            )
     return out
 
 
@@ -98,14 +104,17 @@ FOLD = declare(OpDef(
 
 # ---- one_hot and the dropout mask (no gradient) -----------------------------------------
 
+
 def _one_hot_kernel(xp, labels, num_classes, dtype):
     flat = labels.reshape(-1)
     if flat.size:
         low, high = int(flat.min()), int(flat.max())
         if low < 0 or high >= num_classes:
-            raise OpError(f"one_hot: label {low if low < 0 else high} is out of range for "
-                          f"{num_classes} classes. Fix: labels must be integers in "
-                          f"[0, {num_classes}).")
+            raise OpError(
+                f"one_hot: label {low if low < 0 else high} is out of range for "
+                f"{num_classes} classes. Fix: labels must be integers in "
+                f"[0, {num_classes})."
+            )
     out = xp.zeros((flat.size, num_classes), dtype=dtype)
     out[xp.arange(flat.size), flat] = 1
     return out.reshape(labels.shape + (num_classes,))
@@ -113,8 +122,10 @@ def _one_hot_kernel(xp, labels, num_classes, dtype):
 
 def _one_hot_abstract(labels: Aval, num_classes: int, dtype: str) -> Aval:
     if labels.weak or labels.dtype.kind not in "iu":
-        raise DTypeError(f"one_hot: labels must be integers, got {labels.dtype}. "
-                         "Fix: pass class indices as an int array (labels.astype(int)).")
+        raise DTypeError(
+            f"one_hot: labels must be integers, got {labels.dtype}. "
+            "Fix: pass class indices as an int array (labels.astype(int))."
+        )
     return Aval(labels.shape + (num_classes,), np.dtype(dtype))
 
 
@@ -171,6 +182,7 @@ BINARY_CROSS_ENTROPY = declare(OpDef(
 
 # ---- composites -------------------------------------------------------------------------
 
+
 def _shifted(x: Any, axis: int) -> Any:
     """x minus its (constant) maximum along `axis`: exp() of it cannot overflow."""
     return x - F.stop_gradient(F.max(x, axis, keepdims=True))
@@ -207,8 +219,10 @@ def gelu(x: Any, approximate: str = "none") -> Any:
         return 0.5 * x * (1.0 + F.erf(x * _SQRT_HALF))
     if approximate == "tanh":
         return 0.5 * x * (1.0 + F.tanh(_SQRT_TWO_OVER_PI * (x + 0.044715 * x**3)))
-    raise OpError(f"gelu: approximate={approximate!r} is not 'none' or 'tanh'. Fix: pass "
-                  "'none' for the exact (erf) form or 'tanh' for the approximation.")
+    raise OpError(
+        f"gelu: approximate={approximate!r} is not 'none' or 'tanh'. Fix: pass "
+        "'none' for the exact (erf) form or 'tanh' for the approximation."
+    )
 
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -216,8 +230,10 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _check_reduction(name: str, reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise OpError(f"{name}: reduction={reduction!r} is not one of {REDUCTIONS}. Fix: "
-                      "'mean' averages the losses, 'sum' adds them, 'none' returns each one.")
+        raise OpError(
+            f"{name}: reduction={reduction!r} is not one of {REDUCTIONS}. Fix: "
+            "'mean' averages the losses, 'sum' adds them, 'none' returns each one."
+        )
 
 
 def _reduced(losses: Any, reduction: str) -> Any:
@@ -232,9 +248,11 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
     _check_reduction("mse_loss", reduction)
     pred_shape, target_shape = aval_of(pred).shape, aval_of(target).shape
     if pred_shape != target_shape:
-        raise ShapeError(f"mse_loss: prediction {fmt(pred_shape)} and target "
-                         f"{fmt(target_shape)} differ in shape. Fix: reshape the target "
-                         "to the prediction's shape (broadcasting here is usually a bug).")
+        raise ShapeError(
+            f"mse_loss: prediction {fmt(pred_shape)} and target "
+            f"{fmt(target_shape)} differ in shape. Fix: reshape the target "
+            "to the prediction's shape (broadcasting here is usually a bug)."
+        )
     diff = pred - target
     return _reduced(diff * diff, reduction)
 
@@ -244,8 +262,10 @@ def nll_loss(log_probs: Any, labels: Any, reduction: str = "mean") -> Any:
     of shape (batch, classes) (a log_softmax), `labels` class indices."""
     _check_reduction("nll_loss", reduction)
     if len(log_probs.shape) != 2:
-        raise ShapeError(f"nll_loss: expects log-probabilities of shape (batch, classes), "
-                         f"got {fmt(tuple(log_probs.shape))}. Fix: flatten the leading axes.")
+        raise ShapeError(
+            f"nll_loss: expects log-probabilities of shape (batch, classes), "
+            f"got {fmt(tuple(log_probs.shape))}. Fix: flatten the leading axes."
+        )
     picked = F.one_hot(labels, log_probs.shape[-1], log_probs.dtype)
     return _reduced(-F.sum(log_probs * picked, axis=1), reduction)
 
@@ -254,8 +274,10 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
     """-log softmax(logits)[i, labels[i]] per sample, averaged over the batch by default;
     `logits` of shape (batch, classes), `labels` class indices."""
     if len(logits.shape) != 2:
-        raise ShapeError(f"cross_entropy: expects logits of shape (batch, classes), got "
-                         f"{fmt(tuple(logits.shape))}. Fix: flatten the leading axes.")
+        raise ShapeError(
+            f"cross_entropy: expects logits of shape (batch, classes), got "
+            f"{fmt(tuple(logits.shape))}. Fix: flatten the leading axes."
+        )
     return nll_loss(log_softmax(logits, -1), labels, reduction)
 
 
@@ -264,9 +286,11 @@ def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> An
     output), averaged by default; each log clamped at -100, as torch."""
     _check_reduction("binary_cross_entropy", reduction)
     if aval_of(probs).shape != aval_of(target).shape:
-        raise ShapeError(f"binary_cross_entropy: probabilities {fmt(aval_of(probs).shape)} and "
-                         f"target {fmt(aval_of(target).shape)} differ in shape. Fix: reshape "
-                         "the target to the probabilities' shape.")
+        raise ShapeError(
+            f"binary_cross_entropy: probabilities {fmt(aval_of(probs).shape)} and "
+            f"target {fmt(aval_of(target).shape)} differ in shape. Fix: reshape "
+            "the target to the probabilities' shape."
+        )
     return _reduced(apply(BINARY_CROSS_ENTROPY, probs, target), reduction)
 
 
@@ -279,9 +303,11 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Any:
 def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> Any:
     """2-d convolution (cross-correlation), NCHW input, OIHW weight, by im2col and matmul."""
     if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1]:
-        raise ShapeError(f"conv2d: input {fmt(tuple(x.shape))} and weight "
-                         f"{fmt(tuple(w.shape))} do not fit: expects NCHW and OIHW with the "
-                         "same C. Fix: check in_channels and the input layout.")
+        raise ShapeError(
+            f"conv2d: input {fmt(tuple(x.shape))} and weight "
+            f"{fmt(tuple(w.shape))} do not fit: expects NCHW and OIHW with the "
+            "same C. Fix: check in_channels and the input layout."
+        )
     ph, pw = _pair(padding)
     if ph or pw:
         x = F.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -304,8 +330,9 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None) -> Any:
     return F.mean(unfold(x, size, size if stride is None else stride), (4, 5))
 
 
-def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-               eps: float = 1e-5) -> Any:
+def layer_norm(
+    x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> Any:
     """Normalize over the trailing `normalized_shape` axes, then scale and shift."""
     dims = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     axes = tuple(range(len(x.shape) - len(dims), len(x.shape)))

@@ -90,8 +90,17 @@ def _reduction(name: str, dtype_rule, vjp) -> OpDef:
     def kernel(xp, x, axis=None, keepdims=False, out=None):
         return _array(getattr(x, name)(axis=axis, keepdims=keepdims, out=out))
 
-    return declare(OpDef(name, "reduction", kernel, _reduction_abstract(dtype_rule),
-                         writes_out=True, vjp=(vjp,), samples=REDUCE_SAMPLES))
+    return declare(
+        OpDef(
+            name,
+            "reduction",
+            kernel,
+            _reduction_abstract(dtype_rule),
+            writes_out=True,
+            vjp=(vjp,),
+            samples=REDUCE_SAMPLES,
+        )
+    )
 
 
 SUM = _reduction("sum", _sum_dtype, _sum_vjp)
@@ -110,8 +119,15 @@ def _arg_reduction(name: str) -> OpDef:
         axes = None if axis is None else (axis,)
         return Aval(_reduced_shape(x.shape, axes, keepdims), np.dtype(np.int64))
 
-    return declare(OpDef(name, "reduction", kernel, abstract,
-                         samples=uniform_samples([((3, 4),)], axis=1, keepdims=False)))
+    return declare(
+        OpDef(
+            name,
+            "reduction",
+            kernel,
+            abstract,
+            samples=uniform_samples([((3, 4),)], axis=1, keepdims=False),
+        )
+    )
 
 
 ARGMAX = _arg_reduction("argmax")
@@ -137,8 +153,7 @@ def _sum_to_abstract(x: Aval, like: Aval) -> Aval:
         for i, d in enumerate(like.shape)
     )
     if not ok:
-        raise ShapeError(f"sum_to_like: {fmt(x.shape)} does not broadcast from "
-                         f"{fmt(like.shape)}")
+        raise ShapeError(f"sum_to_like: {fmt(x.shape)} does not broadcast from {fmt(like.shape)}")
     return Aval(like.shape, x.dtype)
 
 
@@ -163,8 +178,14 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return sum(x, axis, keepdims) / count
 
 
-def var(x: Any, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None) -> Any:
+def var(
+    x: Any,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    correction: int = 1,
+    unbiased: bool | None = None,
+) -> Any:
     """Variance over `axis` (None: all axes): the squared deviations from the mean summed
     and divided by count - correction. As torch: correction=1 (Bessel's) by default, and
     `unbiased=False` means correction=0."""
@@ -177,8 +198,14 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, *, correction: int = 1
     return sum(centered * centered, axes, keepdims) / (count - correction)
 
 
-def std(x: Any, axis: Any = None, keepdims: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None) -> Any:
+def std(
+    x: Any,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    correction: int = 1,
+    unbiased: bool | None = None,
+) -> Any:
     """Standard deviation: the square root of `var` (same arguments)."""
     return F.sqrt(var(x, axis, keepdims, correction=correction, unbiased=unbiased))
 
@@ -200,8 +227,10 @@ def _single_axis(name: str, axis: Any, x: Any) -> int | None:
     if axis is None:
         return None
     if not isinstance(axis, (int, np.integer)):
-        raise OpError(f"{name}: axis must be one int, or None for the flattened array; got "
-                      f"{axis!r}. Fix: reshape the axes into one first.")
+        raise OpError(
+            f"{name}: axis must be one int, or None for the flattened array; got "
+            f"{axis!r}. Fix: reshape the axes into one first."
+        )
     return normalize_axes(name, axis, _ndim(x))[0]
 
 

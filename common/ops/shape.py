@@ -40,13 +40,16 @@ def _ndim(x: Any) -> int:
 def _known_or_minus_one(shape: tuple) -> tuple:
     """A shape to reshape back to: one unknown dimension can be inferred (-1), more cannot."""
     if sum(d is None for d in shape) > 1:
-        raise ShapeError(f"reshape: cannot undo a reshape of {fmt(shape)}, which has several "
-                         "unknown dimensions. Fix: give the placeholder concrete sizes, or "
-                         "use S.function, which traces once per input shape.")
+        raise ShapeError(
+            f"reshape: cannot undo a reshape of {fmt(shape)}, which has several "
+            "unknown dimensions. Fix: give the placeholder concrete sizes, or "
+            "use S.function, which traces once per input shape."
+        )
     return tuple(-1 if d is None else d for d in shape)
 
 
 # ---- reshape ----------------------------------------------------------------------------
+
 
 def _reshape_abstract(x: Aval, shape: tuple) -> Aval:
     if shape.count(-1) > 1:
@@ -57,12 +60,16 @@ def _reshape_abstract(x: Aval, shape: tuple) -> Aval:
     known = int(np.prod([d for d in shape if d != -1]))
     if -1 in shape:
         if known == 0 or size % known:
-            raise ShapeError(f"reshape: cannot reshape {fmt(x.shape)} ({size} elements) "
-                             f"into {fmt(shape)}. Fix: the known dimensions must divide {size}.")
+            raise ShapeError(
+                f"reshape: cannot reshape {fmt(x.shape)} ({size} elements) "
+                f"into {fmt(shape)}. Fix: the known dimensions must divide {size}."
+            )
         shape = tuple(size // known if d == -1 else d for d in shape)
     elif known != size:
-        raise ShapeError(f"reshape: cannot reshape {fmt(x.shape)} ({size} elements) into "
-                         f"{fmt(shape)} ({known} elements). Fix: keep the element count.")
+        raise ShapeError(
+            f"reshape: cannot reshape {fmt(x.shape)} ({size} elements) into "
+            f"{fmt(shape)} ({known} elements). Fix: keep the element count."
+        )
     return Aval(tuple(shape), x.dtype)
 
 
@@ -75,10 +82,13 @@ RESHAPE = declare(OpDef(
 
 # ---- permute, broadcast, expand, squeeze ------------------------------------------------
 
+
 def _permute_abstract(x: Aval, dims: tuple) -> Aval:
     if sorted(dims) != list(range(x.ndim)):
-        raise ShapeError(f"permute: {dims} is not a permutation of the {x.ndim} axes of "
-                         f"{fmt(x.shape)}. Fix: name every axis 0..{x.ndim - 1} once.")
+        raise ShapeError(
+            f"permute: {dims} is not a permutation of the {x.ndim} axes of "
+            f"{fmt(x.shape)}. Fix: name every axis 0..{x.ndim - 1} once."
+        )
     return Aval(tuple(x.shape[d] for d in dims), x.dtype)
 
 
@@ -91,11 +101,11 @@ PERMUTE = declare(OpDef(
 
 def _broadcast_to_abstract(x: Aval, shape: tuple) -> Aval:
     out = broadcast_shapes("broadcast_to", x.shape, shape)
-    if len(x.shape) > len(shape) or any(
-        a != b and None not in (a, b) for a, b in zip(out, shape)
-    ):
-        raise ShapeError(f"broadcast_to: cannot broadcast {fmt(x.shape)} to {fmt(shape)}. "
-                         "Fix: the input's dimensions must be 1 or equal to the target's.")
+    if len(x.shape) > len(shape) or any(a != b and None not in (a, b) for a, b in zip(out, shape)):
+        raise ShapeError(
+            f"broadcast_to: cannot broadcast {fmt(x.shape)} to {fmt(shape)}. "
+            "Fix: the input's dimensions must be 1 or equal to the target's."
+        )
     return Aval(tuple(shape), x.dtype)
 
 
@@ -131,8 +141,10 @@ EXPAND_DIMS = declare(OpDef(
 def _squeeze_abstract(x: Aval, axis: tuple) -> Aval:
     for a in axis:
         if x.shape[a] not in (1, None):
-            raise ShapeError(f"squeeze: axis {a} of {fmt(x.shape)} has size {x.shape[a]}, "
-                             "not 1. Fix: squeeze only axes of size 1.")
+            raise ShapeError(
+                f"squeeze: axis {a} of {fmt(x.shape)} has size {x.shape[a]}, "
+                "not 1. Fix: squeeze only axes of size 1."
+            )
     return Aval(tuple(d for i, d in enumerate(x.shape) if i not in axis), x.dtype)
 
 
@@ -155,18 +167,22 @@ STOP_GRADIENT = declare(OpDef(
 
 # ---- concatenation and padding ----------------------------------------------------------
 
+
 def _concat_abstract(*xs: Aval, axis: int) -> Aval:
     first = xs[0]
     for x in xs[1:]:
         if x.ndim != first.ndim or any(
             a != b and None not in (a, b)
-            for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis
+            for i, (a, b) in enumerate(zip(x.shape, first.shape))
+            if i != axis
         ):
-            raise ShapeError(f"concat: shapes {fmt(first.shape)} and {fmt(x.shape)} differ "
-                             f"outside axis {axis}. Fix: match every other dimension.")
+            raise ShapeError(
+                f"concat: shapes {fmt(first.shape)} and {fmt(x.shape)} differ "
+                f"outside axis {axis}. Fix: match every other dimension."
+            )
     sizes = [x.shape[axis] for x in xs]
     total = None if None in sizes else int(np.sum(sizes))
-    shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
+    shape = first.shape[:axis] + (total,) + first.shape[axis + 1 :]
     return Aval(shape, np.result_type(*(x.dtype for x in xs)))
 
 
@@ -203,6 +219,7 @@ PAD = declare(OpDef(
 
 # ---- the public functions ---------------------------------------------------------------
 
+
 def reshape(x: Any, *shape: Any) -> Any:
     """`x` with a new shape; one dimension may be -1. `reshape(x, 2, 3)` or `(x, (2, 3))`."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -217,12 +234,15 @@ def flatten(x: Any, start_dim: int = 1, end_dim: int = -1) -> Any:
     """Merge the axes from `start_dim` to `end_dim` (both included) into one; by default
     every axis after the batch axis."""
     shape = tuple(x.shape)
-    first, last = (normalize_axes("flatten", d, len(shape))[0] if shape else 0
-                   for d in (start_dim, end_dim))
+    first, last = (
+        normalize_axes("flatten", d, len(shape))[0] if shape else 0 for d in (start_dim, end_dim)
+    )
     if first > last:
-        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for "
-                         f"shape {fmt(shape)}. Fix: give start_dim <= end_dim.")
-    return reshape(x, shape[:first] + (-1,) + shape[last + 1:])
+        raise ShapeError(
+            f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for "
+            f"shape {fmt(shape)}. Fix: give start_dim <= end_dim."
+        )
+    return reshape(x, shape[:first] + (-1,) + shape[last + 1 :])
 
 
 def permute(x: Any, dims: Any) -> Any:

@@ -23,6 +23,7 @@ __all__ = [
     "exp", "log", "log1p", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "sin", "cos", "erf",
 ]  # fmt: skip
 
+
 def _from(module: str, name: str) -> dict:
     """The numba preamble of an op spelled `name({0})`: numba knows numpy's and math's."""
     return {"numba": f"from {module} import {name}"}
@@ -32,7 +33,7 @@ def _from(module: str, name: str) -> dict:
 # approximation (Eigen's, also XLA's on the CPU; a few ulp) is plain arithmetic that LLVM
 # vectorizes. NaN passes through; from 13 ln 2 = 9.011 on, float32 tanh rounds to +-1, which
 # is returned exactly (infinities included).
-_FAST_TANH = '''
+_FAST_TANH = """
 @numba.njit(inline="always")
 def tanh(x):
     if x != x:
@@ -53,7 +54,7 @@ def tanh(x):
     q = x2 * q + np.float32(2.26843463243900e-03)
     q = x2 * q + np.float32(4.89352518554385e-03)
     return x * p / q
-'''
+"""
 
 
 def _numba_tanh(dtypes: set) -> str:
@@ -61,23 +62,69 @@ def _numba_tanh(dtypes: set) -> str:
     return "from numpy import tanh" if "float64" in dtypes else _FAST_TANH
 
 
-EXP = elementwise_op("exp", ufunc_kernel("exp"), (lambda g, out, x: g * out,), "exp({0})", 1,
-                     dtype=unary_float, preamble=_from("numpy", "exp"))
-LOG = elementwise_op("log", ufunc_kernel("log"), (lambda g, out, x: g / x,), "log({0})", 1,
-                     dtype=unary_float, low=0.2, high=3.0, preamble=_from("numpy", "log"))
-LOG1P = elementwise_op("log1p", ufunc_kernel("log1p"), (lambda g, out, x: g / (1 + x),),
-                       "log1p({0})", 1, dtype=unary_float, low=-0.8, high=3.0,
-                       preamble=_from("numpy", "log1p"))
-SQRT = elementwise_op("sqrt", ufunc_kernel("sqrt"), (lambda g, out, x: g * 0.5 / out,),
-                      "sqrt({0})", 1, dtype=unary_float, low=0.2, high=3.0,
-                      preamble=_from("numpy", "sqrt"))
+EXP = elementwise_op(
+    "exp",
+    ufunc_kernel("exp"),
+    (lambda g, out, x: g * out,),
+    "exp({0})",
+    1,
+    dtype=unary_float,
+    preamble=_from("numpy", "exp"),
+)
+LOG = elementwise_op(
+    "log",
+    ufunc_kernel("log"),
+    (lambda g, out, x: g / x,),
+    "log({0})",
+    1,
+    dtype=unary_float,
+    low=0.2,
+    high=3.0,
+    preamble=_from("numpy", "log"),
+)
+LOG1P = elementwise_op(
+    "log1p",
+    ufunc_kernel("log1p"),
+    (lambda g, out, x: g / (1 + x),),
+    "log1p({0})",
+    1,
+    dtype=unary_float,
+    low=-0.8,
+    high=3.0,
+    preamble=_from("numpy", "log1p"),
+)
+SQRT = elementwise_op(
+    "sqrt",
+    ufunc_kernel("sqrt"),
+    (lambda g, out, x: g * 0.5 / out,),
+    "sqrt({0})",
+    1,
+    dtype=unary_float,
+    low=0.2,
+    high=3.0,
+    preamble=_from("numpy", "sqrt"),
+)
 TANH = elementwise_op("tanh", ufunc_kernel("tanh"),
                       (lambda g, out, x: g * (1 - out * out),), "tanh({0})", 1,
                       dtype=unary_float, preamble={"numba": _numba_tanh})  # fmt: skip
-SIN = elementwise_op("sin", ufunc_kernel("sin"), (lambda g, out, x: g * F.cos(x),),
-                     "sin({0})", 1, dtype=unary_float, preamble=_from("numpy", "sin"))
-COS = elementwise_op("cos", ufunc_kernel("cos"), (lambda g, out, x: -g * F.sin(x),),
-                     "cos({0})", 1, dtype=unary_float, preamble=_from("numpy", "cos"))
+SIN = elementwise_op(
+    "sin",
+    ufunc_kernel("sin"),
+    (lambda g, out, x: g * F.cos(x),),
+    "sin({0})",
+    1,
+    dtype=unary_float,
+    preamble=_from("numpy", "sin"),
+)
+COS = elementwise_op(
+    "cos",
+    ufunc_kernel("cos"),
+    (lambda g, out, x: -g * F.sin(x),),
+    "cos({0})",
+    1,
+    dtype=unary_float,
+    preamble=_from("numpy", "cos"),
+)
 
 
 def _sigmoid_kernel(xp, x, out=None):
@@ -86,21 +133,44 @@ def _sigmoid_kernel(xp, x, out=None):
     return xp.add(xp.multiply(half_tanh, 0.5, out=out), 0.5, out=out)
 
 
-SIGMOID = elementwise_op("sigmoid", _sigmoid_kernel, (lambda g, out, x: g * out * (1 - out),),
-                         "(0.5 * tanh(0.5 * {0}) + 0.5)", 1, dtype=unary_float,
-                         preamble={"numba": _numba_tanh})
-ABS = elementwise_op("abs", ufunc_kernel("abs"), (lambda g, out, x: g * F.sign(x),),
-                     "abs({0})", 1, preamble=_from("numpy", "abs"))
+SIGMOID = elementwise_op(
+    "sigmoid",
+    _sigmoid_kernel,
+    (lambda g, out, x: g * out * (1 - out),),
+    "(0.5 * tanh(0.5 * {0}) + 0.5)",
+    1,
+    dtype=unary_float,
+    preamble={"numba": _numba_tanh},
+)
+ABS = elementwise_op(
+    "abs",
+    ufunc_kernel("abs"),
+    (lambda g, out, x: g * F.sign(x),),
+    "abs({0})",
+    1,
+    preamble=_from("numpy", "abs"),
+)
 _CUDA_SIGN = """
 template <typename X>
 __device__ X sign(X x) { return (x > 0) - (x < 0); }
 """
-SIGN = elementwise_op("sign", ufunc_kernel("sign"), None, "sign({0})", 1,
-                      preamble={**_from("numpy", "sign"), "cuda": _CUDA_SIGN})
-RELU = elementwise_op("relu", lambda xp, x, out=None: xp.maximum(x, 0, out=out),
-                      (lambda g, out, x: g * (out > 0),), "maximum({0}, 0)", 1,
-                      scalar={"cuda": "_maximum({0}, 0)"},
-                      preamble={**_from("numpy", "maximum"), "cuda": CUDA_MAXIMUM})
+SIGN = elementwise_op(
+    "sign",
+    ufunc_kernel("sign"),
+    None,
+    "sign({0})",
+    1,
+    preamble={**_from("numpy", "sign"), "cuda": _CUDA_SIGN},
+)
+RELU = elementwise_op(
+    "relu",
+    lambda xp, x, out=None: xp.maximum(x, 0, out=out),
+    (lambda g, out, x: g * (out > 0),),
+    "maximum({0}, 0)",
+    1,
+    scalar={"cuda": "_maximum({0}, 0)"},
+    preamble={**_from("numpy", "maximum"), "cuda": CUDA_MAXIMUM},
+)
 
 
 def _erf_kernel(xp, x, out=None):
@@ -122,6 +192,7 @@ ERF = elementwise_op("erf", _erf_kernel,
 
 
 # ---- the public functions ---------------------------------------------------------------
+
 
 def exp(x: Any) -> Any:
     return apply(EXP, x)

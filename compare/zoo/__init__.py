@@ -67,8 +67,16 @@ def _registry() -> dict[str, Model]:
         two_layer_net,
     )
 
-    modules = [pythagoras, neuron, two_layer_net, mlp_digits, lenet_digits, rnn_varlen,
-               gelu_chain, attention]
+    modules = [
+        pythagoras,
+        neuron,
+        two_layer_net,
+        mlp_digits,
+        lenet_digits,
+        rnn_varlen,
+        gelu_chain,
+        attention,
+    ]
     return {m.MODEL.name: m.MODEL for m in modules}
 
 
@@ -79,6 +87,8 @@ QUICK = ("pythagoras", "neuron", "two_layer_net", "mlp_digits", "rnn_varlen")  #
 def get(name: str) -> Model:
     """The model called `name`, or an error listing the zoo."""
     if name not in MODELS:
-        raise UnknownModelError(f"unknown model {name!r}. The zoo has: {', '.join(MODELS)}. "
-                                "Fix: pick one of those (`diptych models` describes them).")
+        raise UnknownModelError(
+            f"unknown model {name!r}. The zoo has: {', '.join(MODELS)}. "
+            "Fix: pick one of those (`diptych models` describes them)."
+        )
     return MODELS[name]

@@ -40,14 +40,15 @@ class Block(nn.Module):
 
 def make_inputs(batch: int, size: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal((batch, SEQ, size)).astype(np.float32)
-            for name in ("x", "target")}
+    return {
+        name: rng.standard_normal((batch, SEQ, size)).astype(np.float32) for name in ("x", "target")
+    }
 
 
 MODEL = Model(
     name="attention",
     description=f"one transformer block: layer norm, {HEADS}-head attention, MLP, residuals "
-                f"(sequence {SEQ})",
+    f"(sequence {SEQ})",
     build=Block,
     make_inputs=make_inputs,
     batch=8,

@@ -49,7 +49,7 @@ def peer(m: Any, params: list, x: Any) -> Any:
 MODEL = Model(
     name="gelu_chain",
     description=f"{DEPTH} GELU layers (scale, shift, tanh-GELU) on a large array: the "
-                "fusion showcase",
+    "fusion showcase",
     build=GeluChain,
     make_inputs=make_inputs,
     batch=64,

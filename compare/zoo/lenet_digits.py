@@ -19,9 +19,14 @@ class LeNet(nn.Module):
         super().__init__()
         gen = np.random.default_rng(seed)
         self.features = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1, generator=gen), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1, generator=gen), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(1, channels, 3, padding=1, generator=gen),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1, generator=gen),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
         self.classifier = nn.Linear(2 * channels * 2 * 2, 10, generator=gen)
 
     def forward(self, x: Any, labels: Any) -> tuple:

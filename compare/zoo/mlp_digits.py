@@ -16,9 +16,13 @@ class DigitsMLP(nn.Module):
     def __init__(self, hidden: int, seed: int) -> None:
         super().__init__()
         gen = np.random.default_rng(seed)
-        self.layers = nn.Sequential(nn.Linear(64, hidden, generator=gen), nn.ReLU(),
-                                    nn.Linear(hidden, hidden // 2, generator=gen), nn.ReLU(),
-                                    nn.Linear(hidden // 2, 10, generator=gen))
+        self.layers = nn.Sequential(
+            nn.Linear(64, hidden, generator=gen),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden // 2, generator=gen),
+            nn.ReLU(),
+            nn.Linear(hidden // 2, 10, generator=gen),
+        )
 
     def forward(self, x: Any, labels: Any) -> tuple:
         logits = self.layers(x)

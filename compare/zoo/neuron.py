@@ -34,8 +34,7 @@ def peer(m: Any, params: list, x: Any) -> Any:
 
 MODEL = Model(
     name="neuron",
-    description="tanh(w*x + b) with gradients for x, w and b: the seeds' computational "
-                "graph",
+    description="tanh(w*x + b) with gradients for x, w and b: the seeds' computational graph",
     build=Neuron,
     make_inputs=make_inputs,
     batch=1,

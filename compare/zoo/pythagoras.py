@@ -29,7 +29,7 @@ def peer(m: Any, params: list, a: Any, b: Any) -> Any:
 MODEL = Model(
     name="pythagoras",
     description="(a**2 + b**2) ** 0.5 and its gradients: the seeds' immediate-vs-deferred "
-                "example, pure overhead at size 1",
+    "example, pure overhead at size 1",
     build=lambda size, seed: Pythagoras(),
     make_inputs=make_inputs,
     batch=1,

@@ -53,7 +53,7 @@ def loop_per_example(module: VarLenRNN, xs: Any, mask: Any, y: Any) -> tuple:
     for b, length in enumerate(lengths):
         h = zeros_beside(xs, (1, HIDDEN))
         for t in range(int(length)):
-            h = module.cell(xs[t, b:b + 1], h)
+            h = module.cell(xs[t, b : b + 1], h)
         finals.append(h)
     pred = module.head(F.concat(finals, axis=0))
     return F.mse_loss(pred, y), pred
@@ -73,7 +73,7 @@ def make_inputs(batch: int, size: int, seed: int) -> dict[str, np.ndarray]:
 MODEL = Model(
     name="rnn_varlen",
     description="Elman RNN over variable-length sequences: eager loops per example, "
-                "symbolic scans with masking",
+    "symbolic scans with masking",
     build=VarLenRNN,
     make_inputs=make_inputs,
     batch=8,

@@ -27,8 +27,10 @@ class TwoLayerNet(nn.Module):
 
 def make_inputs(batch: int, size: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"x": rng.standard_normal((batch, size)).astype(np.float32),
-            "y": rng.standard_normal((batch, D_OUT)).astype(np.float32)}
+    return {
+        "x": rng.standard_normal((batch, size)).astype(np.float32),
+        "y": rng.standard_normal((batch, D_OUT)).astype(np.float32),
+    }
 
 
 def peer(m: Any, params: list, x: Any, y: Any) -> Any:
@@ -39,7 +41,7 @@ def peer(m: Any, params: list, x: Any, y: Any) -> Any:
 MODEL = Model(
     name="two_layer_net",
     description="PyTorch's classic example: x.mm(w1).clamp(min=0).mm(w2), sum of squares "
-                "(N=64, D_in=1000, H=100, D_out=10)",
+    "(N=64, D_in=1000, H=100, D_out=10)",
     build=TwoLayerNet,
     make_inputs=make_inputs,
     batch=64,

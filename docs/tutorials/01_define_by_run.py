@@ -25,6 +25,7 @@ print("recorded, last op first:", " <- ".join(chain))
 y.backward()
 print("dy/dx =", x.grad)
 
+
 # 4. Because the graph is rebuilt on every run, ordinary Python control flow just works:
 #    the number of recorded ops depends on the data.
 def collatz_steps(n):

@@ -48,8 +48,10 @@ ones = np.ones((3, 4), np.float32)
 print("cond on a positive sum doubles:", S.compile(y, inputs=[x])(ones)[0, 0])
 
 # 7. The same code runs eagerly: F.cond is plain Python on tensors.
-print("eagerly:", F.cond(E.tensor(ones).sum() > 0, lambda v: v * 2, lambda v: -v,
-                         E.tensor(ones))[0, 0].item())
+print(
+    "eagerly:",
+    F.cond(E.tensor(ones).sum() > 0, lambda v: v * 2, lambda v: -v, E.tensor(ones))[0, 0].item(),
+)
 
 # 8. Training inside the graph: the update is part of the compiled step (Theano/TF1 style).
 w = S.variable(np.zeros(3, np.float32), name="w")

@@ -10,6 +10,7 @@ from symbolic.graph import Graph
 
 Pass = Callable[[Graph], "tuple[Graph, list[str]]"]
 
+
 def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
     from symbolic.passes.common_subexpressions import eliminate_common_subexpressions
     from symbolic.passes.constant_folding import fold_constants
@@ -24,8 +25,7 @@ def _pipelines() -> dict[int, list[tuple[str, Pass]]]:
         ("cse", eliminate_common_subexpressions),
         ("dce", eliminate_dead_code),
     ]
-    return {0: [], 1: level1,
-            2: level1 + [("fusion", fuse_elementwise), ("memory", plan_memory)]}
+    return {0: [], 1: level1, 2: level1 + [("fusion", fuse_elementwise), ("memory", plan_memory)]}
 
 
 PIPELINES: dict[int, list[tuple[str, Pass]]] = _pipelines()
@@ -42,8 +42,10 @@ def run_pipeline(graph: Graph, optimize: int, disable, report) -> Graph:
         raise ValueError(f"optimize must be one of {sorted(PIPELINES)}, got {optimize!r}.")
     unknown = set(disable or ()) - set(pass_names())
     if unknown:
-        raise ValueError(f"disable: no pass is named {sorted(unknown)}. Passes: "
-                         f"{', '.join(pass_names()) or '(none)'}.")
+        raise ValueError(
+            f"disable: no pass is named {sorted(unknown)}. Passes: "
+            f"{', '.join(pass_names()) or '(none)'}."
+        )
     for name, run in PIPELINES[optimize]:
         if name in (disable or ()):
             continue

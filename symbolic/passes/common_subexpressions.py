@@ -22,8 +22,9 @@ def _key(node: Node) -> tuple | None:
         return ("constant", node.dtype.str, node.shape, node.value.tobytes())
     if node.is_source or node.op.stateful or node.op.kind == "control":
         return None
-    inputs = tuple(("node", a.id) if isinstance(a, Node) else ("literal", type(a), a)
-                   for a in node.inputs)
+    inputs = tuple(
+        ("node", a.id) if isinstance(a, Node) else ("literal", type(a), a) for a in node.inputs
+    )
     return (node.op.name, inputs, repr(sorted(node.params.items())))
 
 
@@ -50,8 +51,9 @@ def _rewrite_sources_too(graph: Graph, rule) -> Graph:
     rw = Rewriter()
     for node in graph.nodes:
         current = rw.remap(node)
-        replacement = rule(current, rw) if current.op == "constant" or not current.is_source \
-            else None
+        replacement = (
+            rule(current, rw) if current.op == "constant" or not current.is_source else None
+        )
         if replacement is None:
             rw.nodes.append(current)
             replacement = current

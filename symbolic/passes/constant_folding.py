@@ -37,9 +37,18 @@ def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
             return None
         value = value.copy() if value.base is not None else value  # never a view of an input
         value.flags.writeable = False
-        folded = Node("constant", (), {}, value.shape, value.dtype, node.source, value=value,
-                      provenance=provenance(node.source, node, *[
-                          a for a in node.inputs if isinstance(a, Node)]))
+        folded = Node(
+            "constant",
+            (),
+            {},
+            value.shape,
+            value.dtype,
+            node.source,
+            value=value,
+            provenance=provenance(
+                node.source, node, *[a for a in node.inputs if isinstance(a, Node)]
+            ),
+        )
         rw.nodes.append(folded)
         changes.append(f"folded {format_node(node, pad=0)} into {folded.label}")
         return folded

@@ -36,10 +36,17 @@ def _fusable(node: Node) -> bool:
 
 def _candidate(node: Node) -> bool:
     """An elementwise node that a fused kernel could hold, if its op says how to spell it."""
-    return (not node.is_source and node.op.kind == "elementwise" and node.op.writes_out
-            and not node.op.stateful and node.shape is not None and None not in node.shape
-            and node.dtype.kind in "fb" and math.prod(node.shape) >= MIN_ELEMENTS
-            and _numbers_only(node))
+    return (
+        not node.is_source
+        and node.op.kind == "elementwise"
+        and node.op.writes_out
+        and not node.op.stateful
+        and node.shape is not None
+        and None not in node.shape
+        and node.dtype.kind in "fb"
+        and math.prod(node.shape) >= MIN_ELEMENTS
+        and _numbers_only(node)
+    )
 
 
 def _spelled(op: OpDef) -> bool:
@@ -77,13 +84,19 @@ def find_groups(graph: Graph) -> list[list[Node]]:
         grown = True
         while grown:  # a node joins once all its users are members: repeat until stable
             grown = False
-            inner_uses = Counter(a.id for m in members.values() for a in m.inputs
-                                 if isinstance(a, Node))
+            inner_uses = Counter(
+                a.id for m in members.values() for a in m.inputs if isinstance(a, Node)
+            )
             for m in list(members.values()):
                 for a in m.inputs:
-                    if (isinstance(a, Node) and a.id not in members and a.id not in taken
-                            and _fusable(a) and a.shape == root.shape
-                            and inner_uses[a.id] == uses[a.id]):
+                    if (
+                        isinstance(a, Node)
+                        and a.id not in members
+                        and a.id not in taken
+                        and _fusable(a)
+                        and a.shape == root.shape
+                        and inner_uses[a.id] == uses[a.id]
+                    ):
                         members[a.id] = a
                         grown = True
         if len(members) > 1:
@@ -108,19 +121,25 @@ def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
                 if a not in inputs:
                     inputs.append(a)
                 args.append(("in", inputs.index(a)))
-        steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items())),
-                          m.dtype.name))
+        steps.append(Step(m.op.name, tuple(args), tuple(sorted(m.params.items())), m.dtype.name))
     root = members[-1]
-    program = Program(tuple(a.dtype.name for a in inputs), tuple(steps), root.shape,
-                      root.dtype.name)
+    program = Program(
+        tuple(a.dtype.name for a in inputs), tuple(steps), root.shape, root.dtype.name
+    )
     return program, inputs
 
 
 def fused_op(program: Program) -> OpDef:
     aval = Aval(program.shape, program.dtype)
     name = f"fused_{next(_names)}"
-    return OpDef(name, "elementwise", FusedKernel(program, name), lambda *avals: aval,
-                 writes_out=True, doc=program.expression())
+    return OpDef(
+        name,
+        "elementwise",
+        FusedKernel(program, name),
+        lambda *avals: aval,
+        writes_out=True,
+        doc=program.expression(),
+    )
 
 
 def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
@@ -128,9 +147,12 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
     root_of = {g[-1].id: g for g in groups}
     inside = {m.id for g in groups for m in g[:-1]}
     rw = Rewriter()
-    changes = [f"left {n.label} {n.op_name} unfused: its op declares no fused expression for "
-               f"any target ({', '.join(SCALAR_TARGETS)})"
-               for n in graph.nodes if _candidate(n) and not _spelled(n.op)]
+    changes = [
+        f"left {n.label} {n.op_name} unfused: its op declares no fused expression for "
+        f"any target ({', '.join(SCALAR_TARGETS)})"
+        for n in graph.nodes
+        if _candidate(n) and not _spelled(n.op)
+    ]
     for node in graph.nodes:
         if node.id in inside:
             continue  # computed inside its group's kernel
@@ -138,11 +160,19 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
         if node.id in root_of:
             members = root_of[node.id]
             program, inputs = build_program(members)
-            fused = Node(fused_op(program), tuple(rw.mapping.get(a.id, a) for a in inputs), {},
-                         node.shape, node.dtype, node.source,
-                         provenance=provenance(node.source, *members))
-            changes.append(f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
-                           f"{fused.label} {fused.op.name}: {program.expression()}")
+            fused = Node(
+                fused_op(program),
+                tuple(rw.mapping.get(a.id, a) for a in inputs),
+                {},
+                node.shape,
+                node.dtype,
+                node.source,
+                provenance=provenance(node.source, *members),
+            )
+            changes.append(
+                f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
+                f"{fused.label} {fused.op.name}: {program.expression()}"
+            )
             current = fused
         rw.nodes.append(current)
         rw.mapping[node.id] = current

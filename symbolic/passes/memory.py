@@ -36,10 +36,12 @@ class MemoryPlan:
         return sum(size * np.dtype(d).itemsize for size, d in self.buffers)
 
     def summary(self) -> str:
-        return (f"{len(self.assignment)} values in {len(self.buffers)} buffers: "
-                f"{self.planned_bytes / 1e6:.2f} MB planned for "
-                f"{self.intermediate_bytes / 1e6:.2f} MB of intermediates; "
-                f"{len(self.in_place)} in place")
+        return (
+            f"{len(self.assignment)} values in {len(self.buffers)} buffers: "
+            f"{self.planned_bytes / 1e6:.2f} MB planned for "
+            f"{self.intermediate_bytes / 1e6:.2f} MB of intermediates; "
+            f"{len(self.in_place)} in place"
+        )
 
 
 def _nbytes(node: Node) -> int:
@@ -50,8 +52,16 @@ def storage_roots(graph: Graph) -> dict[int, Node]:
     """The node that owns each value's memory (a view's source, followed to the end)."""
     root: dict[int, Node] = {}
     for node in graph.nodes:
-        source = node.inputs[0] if (not node.is_source and node.op.view and node.inputs
-                                    and isinstance(node.inputs[0], Node)) else None
+        source = (
+            node.inputs[0]
+            if (
+                not node.is_source
+                and node.op.view
+                and node.inputs
+                and isinstance(node.inputs[0], Node)
+            )
+            else None
+        )
         root[node.id] = root.get(source.id, source) if source is not None else node
     return root
 
@@ -82,19 +92,26 @@ def transposed_layouts(graph: Graph) -> set[int]:
         if node.is_source:
             continue
         fed = any(isinstance(a, Node) and a.id in found for a in node.inputs)
-        if node.op.name == "permute" or (fed and (node.op.view or node.op.kind in (
-                "elementwise", "reduction"))):
+        if node.op.name == "permute" or (
+            fed and (node.op.view or node.op.kind in ("elementwise", "reduction"))
+        ):
             found.add(node.id)
     return found
 
 
 def _plannable(node: Node, escaping: set[int]) -> bool:
-    return (not node.is_source and node.op.writes_out and node.shape is not None
-            and None not in node.shape and node.id not in escaping)
+    return (
+        not node.is_source
+        and node.op.writes_out
+        and node.shape is not None
+        and None not in node.shape
+        and node.id not in escaping
+    )
 
 
-def _in_place_candidate(node: Node, pos: int, plan: MemoryPlan, span: dict,
-                        root: dict) -> int | None:
+def _in_place_candidate(
+    node: Node, pos: int, plan: MemoryPlan, span: dict, root: dict
+) -> int | None:
     """An input whose buffer this elementwise node may overwrite, recording refusals."""
     if node.op.kind != "elementwise":
         return None
@@ -103,16 +120,18 @@ def _in_place_candidate(node: Node, pos: int, plan: MemoryPlan, span: dict,
             continue
         owner = root[a.id]
         if owner.id not in plan.assignment:
-            reason = (f"input is a caller's array ({owner.op_name})" if owner.is_source
-                      else "input has no planned buffer")
+            reason = (
+                f"input is a caller's array ({owner.op_name})"
+                if owner.is_source
+                else "input has no planned buffer"
+            )
         elif owner is not a:
             reason = f"input is a view ({a.op_name}) of %{owner.id}"
         elif a.shape != node.shape or a.dtype != node.dtype:
             reason = "input differs in shape or dtype"
         elif span[owner.id][1] != pos:
             reason = f"input still read at step {span[owner.id][1]}"
-        elif any(isinstance(b, Node) and b is not a and root[b.id] is owner
-                 for b in node.inputs):
+        elif any(isinstance(b, Node) and b is not a and root[b.id] is owner for b in node.inputs):
             reason = f"another input is a view of %{owner.id}"  # it would read overwritten data
         else:
             return owner.id
@@ -128,8 +147,11 @@ def _take(pool: list[int], plan: MemoryPlan, node: Node) -> int:
         plan.buffers.append((size, node.dtype.name))
         return len(plan.buffers) - 1
     fitting = [b for b in pool if plan.buffers[b][0] >= size]
-    buffer = min(fitting, key=lambda b: plan.buffers[b][0]) if fitting else \
-        max(pool, key=lambda b: plan.buffers[b][0])
+    buffer = (
+        min(fitting, key=lambda b: plan.buffers[b][0])
+        if fitting
+        else max(pool, key=lambda b: plan.buffers[b][0])
+    )
     pool.remove(buffer)
     plan.buffers[buffer] = (max(size, plan.buffers[buffer][0]), node.dtype.name)
     return buffer
@@ -161,6 +183,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
         releases.setdefault(span[node.id][1], []).append(buffer)
     graph = Graph(graph.inputs, graph.outputs, graph.updates, nodes=graph.nodes)
     graph.memory = plan
-    changes = [plan.summary()] + [f"%{n} writes in place into %{v}"
-                                  for n, v in plan.in_place.items()]
+    changes = [plan.summary()] + [
+        f"%{n} writes in place into %{v}" for n, v in plan.in_place.items()
+    ]
     return graph, changes

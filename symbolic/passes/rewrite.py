@@ -37,19 +37,34 @@ class Rewriter:
     def make(self, op: Any, inputs: tuple, params: dict, replaced: tuple[Node, ...]) -> Node:
         avals = [a.aval if isinstance(a, Node) else aval_of(a) for a in inputs]
         aval = infer_aval(op, avals, params)
-        node = Node(op, tuple(inputs), dict(params), aval.shape, aval.dtype,
-                    replaced[0].source, provenance=provenance(replaced[0].source, *replaced))
+        node = Node(
+            op,
+            tuple(inputs),
+            dict(params),
+            aval.shape,
+            aval.dtype,
+            replaced[0].source,
+            provenance=provenance(replaced[0].source, *replaced),
+        )
         self.nodes.append(node)
         return node
 
     def remap(self, node: Node) -> Node:
         """`node` with its inputs replaced by their rewrites (itself if none changed)."""
-        inputs = tuple(self.mapping.get(a.id, a) if isinstance(a, Node) else a
-                       for a in node.inputs)
+        inputs = tuple(self.mapping.get(a.id, a) if isinstance(a, Node) else a for a in node.inputs)
         if all(a is b for a, b in zip(inputs, node.inputs)):
             return node
-        return Node(node.op, inputs, node.params, node.shape, node.dtype, node.source,
-                    node.name, node.value, provenance=node.provenance)
+        return Node(
+            node.op,
+            inputs,
+            node.params,
+            node.shape,
+            node.dtype,
+            node.source,
+            node.name,
+            node.value,
+            provenance=node.provenance,
+        )
 
 
 def rewrite(graph: Graph, rule: Callable[[Node, Rewriter], Node | None]) -> Graph:
@@ -69,5 +84,9 @@ def rebuilt(graph: Graph, nodes: list[Node], mapping: dict[int, Node]) -> Graph:
     def get(n: Node) -> Node:
         return mapping.get(n.id, n)
 
-    return Graph([get(n) for n in graph.inputs], [get(n) for n in graph.outputs],
-                 [(get(v), get(x)) for v, x in graph.updates], nodes=nodes)
+    return Graph(
+        [get(n) for n in graph.inputs],
+        [get(n) for n in graph.outputs],
+        [(get(v), get(x)) for v, x in graph.updates],
+        nodes=nodes,
+    )

@@ -27,15 +27,24 @@ def _is_number(arg: object, value: float) -> bool:
 
 
 def _same_type(a: object, node: Node) -> bool:
-    return isinstance(a, Node) and a.shape == node.shape and a.dtype == node.dtype \
+    return (
+        isinstance(a, Node)
+        and a.shape == node.shape
+        and a.dtype == node.dtype
         and node.shape is not None
+    )
 
 
 def identity_operand(node: Node, rw: Rewriter) -> Node | None:
     """x * 1, 1 * x, x + 0, 0 + x, x - 0, x / 1, x ** 1: the operand itself."""
     x, y = (node.inputs + (None, None))[:2]
-    keep = {"mul": [(x, y, 1), (y, x, 1)], "add": [(x, y, 0), (y, x, 0)],
-            "sub": [(x, y, 0)], "div": [(x, y, 1)], "pow": [(x, y, 1)]}.get(node.op.name, [])
+    keep = {
+        "mul": [(x, y, 1), (y, x, 1)],
+        "add": [(x, y, 0), (y, x, 0)],
+        "sub": [(x, y, 0)],
+        "div": [(x, y, 1)],
+        "pow": [(x, y, 1)],
+    }.get(node.op.name, [])
     for operand, other, unit in keep:
         if _is_number(other, unit) and _same_type(operand, node):
             return operand
@@ -80,11 +89,21 @@ def chained_shape_ops(node: Node, rw: Rewriter) -> Node | None:
 
 def no_op(node: Node, rw: Rewriter) -> Node | None:
     """Ops that would give back their input unchanged: same shape, same dtype."""
-    if node.op.name in ("reshape", "broadcast_to", "broadcast_like", "sum_to_like", "cast",
-                        "permute", "stop_gradient", "expand_dims", "squeeze"):
+    if node.op.name in (
+        "reshape",
+        "broadcast_to",
+        "broadcast_like",
+        "sum_to_like",
+        "cast",
+        "permute",
+        "stop_gradient",
+        "expand_dims",
+        "squeeze",
+    ):
         x = node.inputs[0]
-        if node.op.name == "permute" and node.params["dims"] != tuple(range(len(
-                node.params["dims"]))):
+        if node.op.name == "permute" and node.params["dims"] != tuple(
+            range(len(node.params["dims"]))
+        ):
             return None
         if node.op.name in ("expand_dims", "squeeze"):
             return None
@@ -101,7 +120,7 @@ def implicit_broadcast(node: Node, rw: Rewriter) -> Node | None:
     inputs = list(node.inputs)
     for i, a in enumerate(inputs):
         if isinstance(a, Node) and a.op_name in ("broadcast_like", "broadcast_to"):
-            trial = inputs[:i] + [a.inputs[0]] + inputs[i + 1:]
+            trial = inputs[:i] + [a.inputs[0]] + inputs[i + 1 :]
             avals = [t.aval if isinstance(t, Node) else aval_of(t) for t in trial]
             if infer_aval(node.op, avals, node.params) == node.aval:
                 inputs = trial
@@ -112,15 +131,24 @@ def implicit_broadcast(node: Node, rw: Rewriter) -> Node | None:
 
 def squeeze_of_expand(node: Node, rw: Rewriter) -> Node | None:
     inner = node.inputs[0]
-    if (node.op.name == "squeeze" and isinstance(inner, Node) and inner.op_name == "expand_dims"
-            and node.params["axis"] == (inner.params["axis"],)):
+    if (
+        node.op.name == "squeeze"
+        and isinstance(inner, Node)
+        and inner.op_name == "expand_dims"
+        and node.params["axis"] == (inner.params["axis"],)
+    ):
         return inner.inputs[0]
     return None
 
 
 RULES: list[Callable[[Node, Rewriter], Node | None]] = [
-    identity_operand, strength_reduction, double_negation, chained_shape_ops, no_op,
-    squeeze_of_expand, implicit_broadcast,
+    identity_operand,
+    strength_reduction,
+    double_negation,
+    chained_shape_ops,
+    no_op,
+    squeeze_of_expand,
+    implicit_broadcast,
 ]
 
 
@@ -131,8 +159,7 @@ def simplify(graph: Graph) -> tuple[Graph, list[str]]:
         for pattern in RULES:
             result = pattern(node, rw)
             if result is not None:
-                changes.append(f"{pattern.__name__}: {format_node(node, pad=0)} -> "
-                               f"{result.label}")
+                changes.append(f"{pattern.__name__}: {format_node(node, pad=0)} -> {result.label}")
                 return result
         return None
 

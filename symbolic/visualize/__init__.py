@@ -27,6 +27,20 @@ from symbolic.visualize.graph import (
 from symbolic.visualize.memory import render_memory_plan
 from symbolic.visualize.passes import StageDiff, diff_graphs, pass_dots, render_passes
 
-__all__ = ["REGIONS", "STAGES", "StageDiff", "bodies_of", "diff_graphs", "digraph",
-           "fused_program", "pass_dots", "regions_of", "render", "render_memory_plan",
-           "render_passes", "stages_of", "svg", "to_dot"]
+__all__ = [
+    "REGIONS",
+    "STAGES",
+    "StageDiff",
+    "bodies_of",
+    "diff_graphs",
+    "digraph",
+    "fused_program",
+    "pass_dots",
+    "regions_of",
+    "render",
+    "render_memory_plan",
+    "render_passes",
+    "stages_of",
+    "svg",
+    "to_dot",
+]

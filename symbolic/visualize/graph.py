@@ -1,6 +1,5 @@
 """One graph as a picture (Graphviz): clusters, regions, fused kernels, control-flow bodies."""
 
-
 from __future__ import annotations
 
 import pathlib
@@ -21,6 +20,7 @@ GRAD_CALL = re.compile(r"\bgrad\s*\(")
 
 # ---- what to draw ------------------------------------------------------------------------
 
+
 def stages_of(obj: Any, stage: str | None) -> list[tuple[str, Graph]]:
     """(title, graph) pairs: a Graph or symbols as they are, a compiled function's stage."""
     if stage is not None and stage not in STAGES:
@@ -30,8 +30,10 @@ def stages_of(obj: Any, stage: str | None) -> list[tuple[str, Graph]]:
         pairs = [("traced", obj.traced_graph), ("optimized", obj.graph)]
         return pairs if stage == "both" else [p for p in pairs if p[0] == stage]
     if stage == "both":
-        raise ValueError("stage='both' needs a compiled function (before and after the "
-                         "passes). Fix: render S.compile(...) instead of a graph.")
+        raise ValueError(
+            "stage='both' needs a compiled function (before and after the "
+            "passes). Fix: render S.compile(...) instead of a graph."
+        )
     if isinstance(obj, Graph):
         return [("graph", obj)]
     symbols = obj if isinstance(obj, (list, tuple)) else [obj]
@@ -63,8 +65,10 @@ def regions_of(graph: Graph) -> dict[int, str]:
     return regions
 
 
-REGIONS = {"backward": ("backward: built by S.grad", style.BACKWARD),
-           "update": ("update: new values of the variables", style.UPDATE)}
+REGIONS = {
+    "backward": ("backward: built by S.grad", style.BACKWARD),
+    "update": ("update: new values of the variables", style.UPDATE),
+}
 
 
 def fused_program(node: Node) -> Any:
@@ -86,6 +90,7 @@ def bodies_of(node: Node) -> list[tuple[str, Graph]]:
 
 
 # ---- the canvas: clusters of nodes, then edges --------------------------------------------
+
 
 @dataclass
 class _Cluster:
@@ -131,8 +136,11 @@ class _Canvas:
         return True
 
     def digraph(self, title: str = "") -> graphviz.Digraph:
-        dot = graphviz.Digraph(graph_attr={**style.GRAPH_ATTRS, "compound": "true"},
-                               node_attr=dict(style.NODE_ATTRS), edge_attr=style.EDGE_ATTRS)
+        dot = graphviz.Digraph(
+            graph_attr={**style.GRAPH_ATTRS, "compound": "true"},
+            node_attr=dict(style.NODE_ATTRS),
+            edge_attr=style.EDGE_ATTRS,
+        )
         if title:
             dot.attr(label=style.html_label(title, bold=False))
         self.root.emit(dot)
@@ -142,14 +150,21 @@ class _Canvas:
             keys = [k for k in style.LEGEND_TEXT if k in self.legend]
             dot.node("legend", label=style.legend_label(keys), **style.LEGEND_NODE)
         if self.skipped:
-            dot.node("note", shape="note", style="filled", fillcolor="#fef9c3", color="#a16207",
-                     label=f"showing {self.drawn} of {self.drawn + self.skipped} nodes "
-                     f"(max_nodes={self.max_nodes}).\\nPass collapse=True, or a larger "
-                     "max_nodes, to see them all.")
+            dot.node(
+                "note",
+                shape="note",
+                style="filled",
+                fillcolor="#fef9c3",
+                color="#a16207",
+                label=f"showing {self.drawn} of {self.drawn + self.skipped} nodes "
+                f"(max_nodes={self.max_nodes}).\\nPass collapse=True, or a larger "
+                "max_nodes, to see them all.",
+            )
         return dot
 
 
 # ---- one graph --------------------------------------------------------------------------
+
 
 def _value_tooltip(node: Node, memory: Any) -> str:
     made = ["made by a pass from:", *node.provenance] if node.provenance else []
@@ -157,15 +172,25 @@ def _value_tooltip(node: Node, memory: Any) -> str:
     if memory is not None and node.id in memory.assignment:
         into = memory.in_place.get(node.id)
         where.append(f"buffer {memory.assignment[node.id]}" + (" (in place)" if into else ""))
-    return style.tooltip(f"{_op_title(node)} : {style.type_label(node.shape, node.dtype)}",
-                         node.source, *made, *where)
+    return style.tooltip(
+        f"{_op_title(node)} : {style.type_label(node.shape, node.dtype)}",
+        node.source,
+        *made,
+        *where,
+    )
 
 
 class _Drawing:
     """Draws one graph onto a canvas, inside `cluster`, naming nodes `{prefix}n{position}`."""
 
-    def __init__(self, canvas: _Canvas, prefix: str = "", collapse: Any = False,
-                 highlight: Callable[[Node], bool] | None = None, added: Any = ()) -> None:
+    def __init__(
+        self,
+        canvas: _Canvas,
+        prefix: str = "",
+        collapse: Any = False,
+        highlight: Callable[[Node], bool] | None = None,
+        added: Any = (),
+    ) -> None:
         self.canvas, self.prefix, self.collapse = canvas, prefix, collapse
         self.highlight, self.added = highlight, added  # added: ids outlined as new
         self.output_word = "output"  # a body's results are what it returns
@@ -186,8 +211,10 @@ class _Drawing:
             place = cluster
             if regions[node.id] in REGIONS:
                 title, attrs = REGIONS[regions[node.id]]
-                place = cluster.child(f"cluster_{self.prefix}{regions[node.id]}",
-                                      {**attrs, "label": title, "fontcolor": "#57534e"})
+                place = cluster.child(
+                    f"cluster_{self.prefix}{regions[node.id]}",
+                    {**attrs, "label": title, "fontcolor": "#57534e"},
+                )
             name = f"{self.prefix}n{pos}"
             if node.id in groups:
                 self._collapsed(node, groups[node.id], place)
@@ -200,8 +227,7 @@ class _Drawing:
         for k, (var, value) in enumerate(graph.updates):
             self._update(k, var, value, cluster, regions)
 
-    def _update(self, k: int, var: Node, value: Node, cluster: _Cluster,
-                regions: dict) -> None:
+    def _update(self, k: int, var: Node, value: Node, cluster: _Cluster, regions: dict) -> None:
         """An update: the variable drawn again where its new value is written (an edge back
         to the variable's first drawing would cross the whole picture)."""
         if value.id not in self.out or not self.canvas.fits(1):
@@ -209,11 +235,20 @@ class _Drawing:
         region = regions[value.id]
         place = cluster.children.get(f"cluster_{self.prefix}{region}", cluster)
         name = f"{self.prefix}u{k}"
-        place.nodes.append((name, {
-            **style.source_attrs("variable"), **style.ASSIGN,
-            "label": style.html_label(var.name, "← updated after the call"),
-            "tooltip": style.tooltip(f"update of variable {var.name} "
-                                     f"{style.type_label(var.shape, var.dtype)}", value.source)}))
+        place.nodes.append(
+            (
+                name,
+                {
+                    **style.source_attrs("variable"),
+                    **style.ASSIGN,
+                    "label": style.html_label(var.name, "← updated after the call"),
+                    "tooltip": style.tooltip(
+                        f"update of variable {var.name} {style.type_label(var.shape, var.dtype)}",
+                        value.source,
+                    ),
+                },
+            )
+        )
         self.edge(self.out[value.id], name, {**style.UPDATE_EDGE, "label": "update"})
 
     # -- nodes --
@@ -232,8 +267,11 @@ class _Drawing:
         if node.is_source:
             self.canvas.legend.add(node.op)
             attrs = style.source_attrs(node.op)
-            label = [node.name or _constant_title(node),
-                     style.type_label(node.shape, node.dtype), self.stands_for.get(node.id, "")]
+            label = [
+                node.name or _constant_title(node),
+                style.type_label(node.shape, node.dtype),
+                self.stands_for.get(node.id, ""),
+            ]
         else:
             detail = style.op_detail(node.inputs, node.params, lambda a: isinstance(a, Node))
             attrs, label = self._op_look(node.op.kind, _op_title(node), detail)
@@ -249,12 +287,15 @@ class _Drawing:
         self.canvas.legend.add(kind)
         return style.op_attrs(kind), [name, detail]
 
-    def _finish(self, attrs: dict, label: list, shape: Any, dtype: Any,
-                outputs: list | None) -> dict:
+    def _finish(
+        self, attrs: dict, label: list, shape: Any, dtype: Any, outputs: list | None
+    ) -> dict:
         if outputs is not None:
             self.canvas.legend.add("output")
-            label.append(f"{self.output_word} {', '.join(map(str, outputs))} : "
-                         f"{style.type_label(shape, dtype)}")
+            label.append(
+                f"{self.output_word} {', '.join(map(str, outputs))} : "
+                f"{style.type_label(shape, dtype)}"
+            )
             attrs.update(style.OUTPUT)
         attrs["label"] = style.html_label(*label)
         return attrs
@@ -262,8 +303,9 @@ class _Drawing:
     def _inputs(self, node: Node, name: str) -> None:
         for position, a in enumerate(node.inputs):
             if isinstance(a, Node) and a.id in self.out:
-                self.edge(self.out[a.id], name, {"label": style.type_label(a.shape, a.dtype)},
-                          position)
+                self.edge(
+                    self.out[a.id], name, {"label": style.type_label(a.shape, a.dtype)}, position
+                )
 
     def edge(self, tail: str, head: str, attrs: dict, position: int | None = None) -> None:
         """An edge, drawn once per (tail, head, label), or per argument `position` (x * x
@@ -280,10 +322,14 @@ class _Drawing:
             return
         expression = program.expression()
         self.canvas.legend.add("fused")
-        box = place.child(f"cluster_{self.prefix}fused{self.fused}", {
-            **style.FUSED, "tooltip": style.tooltip("fused kernel", expression, node.source),
-            "label": style.html_label(f"fused kernel {self.fused}", *style.wrap(expression)),
-        })
+        box = place.child(
+            f"cluster_{self.prefix}fused{self.fused}",
+            {
+                **style.FUSED,
+                "tooltip": style.tooltip("fused kernel", expression, node.source),
+                "label": style.html_label(f"fused kernel {self.fused}", *style.wrap(expression)),
+            },
+        )
         self.fused += 1
         shape = program.shape
         for j, step in enumerate(program.steps):
@@ -292,8 +338,11 @@ class _Drawing:
             attrs, label = self._op_look(OPS[step.op].kind, step.op, detail)
             last = j == len(program.steps) - 1
             attrs = self._finish(attrs, label, shape, step.dtype, outputs if last else None)
-            attrs["tooltip"] = _value_tooltip(node, self.memory) if last else \
-                style.tooltip(f"{step.op} inside fused kernel {self.fused - 1}", expression)
+            attrs["tooltip"] = (
+                _value_tooltip(node, self.memory)
+                if last
+                else style.tooltip(f"{step.op} inside fused kernel {self.fused - 1}", expression)
+            )
             if last and node.id in self.added:
                 attrs.update(style.ADDED)
             box.nodes.append((f"{name}s{j}", attrs))
@@ -301,17 +350,22 @@ class _Drawing:
                 if kind == "t":
                     label = style.type_label(shape, program.steps[index].dtype)
                     # heavy: dot keeps a kernel's steps together, not stretched apart
-                    self.edge(f"{name}s{index}", f"{name}s{j}", {"label": label, "weight": "8"},
-                              position)
+                    self.edge(
+                        f"{name}s{index}", f"{name}s{j}", {"label": label, "weight": "8"}, position
+                    )
                 elif kind == "in" and node.inputs[index].id in self.out:  # x0 as in the text
                     a = node.inputs[index]
-                    self.edge(self.out[a.id], f"{name}s{j}",
-                              {"label": f"x{index}: {style.type_label(a.shape, a.dtype)}"},
-                              position)
+                    self.edge(
+                        self.out[a.id],
+                        f"{name}s{j}",
+                        {"label": f"x{index}: {style.type_label(a.shape, a.dtype)}"},
+                        position,
+                    )
         self.out[node.id] = f"{name}s{len(program.steps) - 1}"
 
-    def _body(self, node: Node, name: str, key: str, body: Graph, prefix: str,
-              place: _Cluster) -> None:
+    def _body(
+        self, node: Node, name: str, key: str, body: Graph, prefix: str, place: _Cluster
+    ) -> None:
         """A control-flow body: its own graph in a cluster, feeding its control node."""
         if self.canvas.drawn + len(body.nodes) > self.canvas.max_nodes:
             self.canvas.skipped += len(body.nodes)
@@ -320,21 +374,27 @@ class _Drawing:
         if node.op_name == "scan" and node.params.get("n_xs"):
             xs = node.inputs[node.params["n_carry"]]
             steps = f", run {xs.shape[0]} times" if xs.shape else ""
-        cluster = place.child(f"cluster_{prefix}body", {
-            **style.BODY, "label": f"{node.op_name} {key}{steps}", "fontcolor": "#0369a1"})
+        cluster = place.child(
+            f"cluster_{prefix}body",
+            {**style.BODY, "label": f"{node.op_name} {key}{steps}", "fontcolor": "#0369a1"},
+        )
         inner = _Drawing(self.canvas, prefix, highlight=self.highlight)
         inner.output_word = "returns"
         inner.stands_for = _stands_for(node, body)
         inner.draw(body, cluster)
         if body.outputs and body.outputs[0].id in inner.out:
-            self.edge(inner.out[body.outputs[0].id], name,
-                       {**style.BODY_EDGE, "ltail": f"cluster_{prefix}body", "label": key})
+            self.edge(
+                inner.out[body.outputs[0].id],
+                name,
+                {**style.BODY_EDGE, "ltail": f"cluster_{prefix}body", "label": key},
+            )
 
     def _groups(self, graph: Graph, regions: dict[int, str]) -> dict[int, tuple]:
         """collapse: ops grouped by source line (a module called on one line is one box),
         or by `collapse(node)` when it is a function; groups of one are left alone."""
-        key_of = self.collapse if callable(self.collapse) else (
-            lambda n: style.where(n.source) or None)
+        key_of = (
+            self.collapse if callable(self.collapse) else (lambda n: style.where(n.source) or None)
+        )
         members: dict[tuple, list[Node]] = {}
         for n in graph.nodes:
             key = None if n.is_source else key_of(n)
@@ -357,12 +417,20 @@ class _Drawing:
             summary = ", ".join(f"{op} ×{c}" if c > 1 else op for op, c in counts.items())
             code = style.code(node.source)
             self.canvas.legend.add("collapsed")
-            place.nodes.append((name, {
-                **style.COLLAPSED,
-                "label": style.html_label(key, _cut(code, 40),
-                                          _cut(f"{len(members)} ops: {summary}", 64)),
-                "tooltip": style.tooltip(node.source, *(f"{_op_title(m)} : {m.type_str()}"
-                                                        for m in members))}))
+            place.nodes.append(
+                (
+                    name,
+                    {
+                        **style.COLLAPSED,
+                        "label": style.html_label(
+                            key, _cut(code, 40), _cut(f"{len(members)} ops: {summary}", 64)
+                        ),
+                        "tooltip": style.tooltip(
+                            node.source, *(f"{_op_title(m)} : {m.type_str()}" for m in members)
+                        ),
+                    },
+                )
+            )
             self.groups_drawn.add(name)
         if name not in self.groups_drawn:
             return
@@ -382,10 +450,16 @@ def _stands_for(node: Node, body: Graph) -> dict[int, str]:
         outer = node.inputs[offset + i] if offset + i < len(node.inputs) else None
         if not isinstance(outer, Node) or outer is inner:  # a captured value: itself
             continue
-        text = _cut(outer.name or _constant_title(outer) if outer.is_source
-                    else _op_title(outer), 20)
-        found[inner.id] = (f"starts as {text}" if i < n_carry else
-                           f"= {text}[t]" if i < n_carry + n_xs else f"= {text}")
+        text = _cut(
+            outer.name or _constant_title(outer) if outer.is_source else _op_title(outer), 20
+        )
+        found[inner.id] = (
+            f"starts as {text}"
+            if i < n_carry
+            else f"= {text}[t]"
+            if i < n_carry + n_xs
+            else f"= {text}"
+        )
     return found
 
 
@@ -407,17 +481,25 @@ def _constant_title(node: Node) -> str:
 
 # ---- public: DOT text, files, notebooks -------------------------------------------------
 
-def digraph(obj: Any, stage: str | None = None, collapse: Any = False,
-            max_nodes: int = style.MAX_NODES, highlight: Callable[[Node], bool] | None = None,
-            title: str | None = None) -> graphviz.Digraph:
+
+def digraph(
+    obj: Any,
+    stage: str | None = None,
+    collapse: Any = False,
+    max_nodes: int = style.MAX_NODES,
+    highlight: Callable[[Node], bool] | None = None,
+    title: str | None = None,
+) -> graphviz.Digraph:
     """The picture as a graphviz.Digraph (see `to_dot`)."""
     canvas = _Canvas(max_nodes)
     pairs = stages_of(obj, stage)
     for title_, graph in pairs:
         cluster = canvas.root
         if len(pairs) > 1:
-            cluster = canvas.root.child(f"cluster_stage_{title_}", {
-                **style.STAGE, "label": _summary(title_, graph), "fontsize": "14"})
+            cluster = canvas.root.child(
+                f"cluster_stage_{title_}",
+                {**style.STAGE, "label": _summary(title_, graph), "fontsize": "14"},
+            )
         prefix = f"{title_[0]}_" if len(pairs) > 1 else ""
         _Drawing(canvas, prefix, collapse, highlight).draw(graph, cluster)
     if title is None and len(pairs) == 1:
@@ -431,13 +513,20 @@ def _count(n: int, what: str) -> str:
 
 def _summary(title: str, graph: Graph) -> str:
     fused = sum(fused_program(n) is not None for n in graph.nodes)
-    return (f"{title}: {_count(len(graph.nodes), 'node')}, {_count(len(graph.ops), 'op')}"
-            + (f", {_count(fused, 'fused kernel')}" if fused else "")
-            + (f", {_count(len(graph.updates), 'update')}" if graph.updates else ""))
+    return (
+        f"{title}: {_count(len(graph.nodes), 'node')}, {_count(len(graph.ops), 'op')}"
+        + (f", {_count(fused, 'fused kernel')}" if fused else "")
+        + (f", {_count(len(graph.updates), 'update')}" if graph.updates else "")
+    )
 
 
-def to_dot(obj: Any, stage: str | None = None, collapse: Any = False,
-           max_nodes: int = style.MAX_NODES, **options: Any) -> str:
+def to_dot(
+    obj: Any,
+    stage: str | None = None,
+    collapse: Any = False,
+    max_nodes: int = style.MAX_NODES,
+    **options: Any,
+) -> str:
     """DOT source of a Graph, a CompiledFunction (stage 'traced', 'optimized' (default) or
     'both', side by side) or symbols. `collapse=True` draws the ops of each source line as
     one box (a layer called on one line becomes one box); past `max_nodes` the picture is
@@ -445,8 +534,14 @@ def to_dot(obj: Any, stage: str | None = None, collapse: Any = False,
     return digraph(obj, stage, collapse, max_nodes, **options).source
 
 
-def render(obj: Any, path: Any, format: str | None = None, stage: str | None = None,
-           collapse: Any = False, max_nodes: int = style.MAX_NODES) -> pathlib.Path:
+def render(
+    obj: Any,
+    path: Any,
+    format: str | None = None,
+    stage: str | None = None,
+    collapse: Any = False,
+    max_nodes: int = style.MAX_NODES,
+) -> pathlib.Path:
     """Write the picture (svg, png, pdf or dot; from the suffix by default). Without
     Graphviz's `dot` program the DOT source is written instead, with a note."""
     return style.write(to_dot(obj, stage, collapse, max_nodes), path, format)

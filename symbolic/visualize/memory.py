@@ -12,14 +12,17 @@ from symbolic.graph import Node
 
 # ---- the memory plan --------------------------------------------------------------------
 
+
 def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pathlib.Path:
     """Buffer lifetimes over the schedule (one bar per planned value, coloured by buffer;
     hatched: written in place), and bytes live without reuse against the planned pool and,
     if given, the eager peak."""
     plan = fn.graph.memory
     if plan is None:
-        raise ValueError("this function has no memory plan: the memory pass runs at "
-                         "optimize=2. Fix: S.compile(..., optimize=2).")
+        raise ValueError(
+            "this function has no memory plan: the memory pass runs at "
+            "optimize=2. Fix: S.compile(..., optimize=2)."
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,30 +31,56 @@ def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pat
     nodes = fn.graph.nodes
     by_id = {n.id: n for n in nodes}
     values = sorted(plan.assignment, key=lambda i: plan.lifetimes[i])
-    fig, (bars, live) = plt.subplots(2, 1, figsize=(10, 2.2 + 0.28 * max(len(values), 4)),
-                                     height_ratios=[max(len(values), 4), 5], sharex=True)
+    fig, (bars, live) = plt.subplots(
+        2,
+        1,
+        figsize=(10, 2.2 + 0.28 * max(len(values), 4)),
+        height_ratios=[max(len(values), 4), 5],
+        sharex=True,
+    )
     colors = plt.get_cmap("tab20")
     for row, vid in enumerate(values):
         start, end = plan.lifetimes[vid]
         buffer = plan.assignment[vid]
-        bars.barh(row, max(end - start, 0.4), left=start, color=colors(buffer % 20),
-                  hatch="//" if vid in plan.in_place else None, edgecolor="#334155")
-        bars.text(start + max(end - start, 0.4) / 2, row, f"buf {buffer}", ha="center",
-                  va="center", fontsize=7)
+        bars.barh(
+            row,
+            max(end - start, 0.4),
+            left=start,
+            color=colors(buffer % 20),
+            hatch="//" if vid in plan.in_place else None,
+            edgecolor="#334155",
+        )
+        bars.text(
+            start + max(end - start, 0.4) / 2,
+            row,
+            f"buf {buffer}",
+            ha="center",
+            va="center",
+            fontsize=7,
+        )
     names = [by_id[v].op.name for v in values]
-    bars.set_yticks(range(len(values)), [
-        f"{'fused' if name.startswith('fused_') else name} {by_id[v].type_str()}"
-        for name, v in zip(names, values)], fontsize=7)
+    bars.set_yticks(
+        range(len(values)),
+        [
+            f"{'fused' if name.startswith('fused_') else name} {by_id[v].type_str()}"
+            for name, v in zip(names, values)
+        ],
+        fontsize=7,
+    )
     bars.set_ylim(max(len(values), 1) - 0.5, -0.5)
-    summary = (f"{len(plan.assignment)} values in {len(plan.buffers)} buffers: "
-               f"{_bytes(plan.planned_bytes)} planned for {_bytes(plan.intermediate_bytes)} "
-               f"of intermediates; {len(plan.in_place)} written in place")
-    bars.set_title(f"memory plan: {summary}\none bar per value from its definition to "
-                   "its last read, coloured by buffer; hatched: written in place into a "
-                   "dying input", fontsize=9)
+    summary = (
+        f"{len(plan.assignment)} values in {len(plan.buffers)} buffers: "
+        f"{_bytes(plan.planned_bytes)} planned for {_bytes(plan.intermediate_bytes)} "
+        f"of intermediates; {len(plan.in_place)} written in place"
+    )
+    bars.set_title(
+        f"memory plan: {summary}\none bar per value from its definition to "
+        "its last read, coloured by buffer; hatched: written in place into a "
+        "dying input",
+        fontsize=9,
+    )
     if not values:
-        bars.text(0.5, 0.5, "no value got a planned buffer", transform=bars.transAxes,
-                  ha="center")
+        bars.text(0.5, 0.5, "no value got a planned buffer", transform=bars.transAxes, ha="center")
     _live_bytes(live, plan, nodes, eager_peak)
     refused = _refusal_counts(plan)
     if refused:
@@ -71,15 +100,24 @@ def _live_bytes(ax: Any, plan: Any, nodes: list[Node], eager_peak: int | None) -
     for vid, (start, end) in plan.lifetimes.items():
         node = by_id[vid]
         start += vid in plan.in_place  # written into its input's memory as that one dies
-        live[start:end + 1] += int(np.prod(node.shape)) * node.dtype.itemsize
+        live[start : end + 1] += int(np.prod(node.shape)) * node.dtype.itemsize
     ax.step(steps, live, where="post", label="bytes live at each step (what any plan needs)")
-    ax.axhline(plan.planned_bytes, color="#16a34a", linestyle="--",
-               label=f"planned pool: {_bytes(plan.planned_bytes)}")
-    ax.axhline(plan.intermediate_bytes, color="#64748b", linestyle="-.",
-               label=f"every value its own array: {_bytes(plan.intermediate_bytes)}")
+    ax.axhline(
+        plan.planned_bytes,
+        color="#16a34a",
+        linestyle="--",
+        label=f"planned pool: {_bytes(plan.planned_bytes)}",
+    )
+    ax.axhline(
+        plan.intermediate_bytes,
+        color="#64748b",
+        linestyle="-.",
+        label=f"every value its own array: {_bytes(plan.intermediate_bytes)}",
+    )
     if eager_peak is not None:
-        ax.axhline(eager_peak, color="#dc2626", linestyle=":",
-                   label=f"eager peak: {_bytes(eager_peak)}")
+        ax.axhline(
+            eager_peak, color="#dc2626", linestyle=":", label=f"eager peak: {_bytes(eager_peak)}"
+        )
     ax.set_xlabel("schedule position (node)")
     ax.set_ylabel("memory")
     ax.yaxis.set_major_formatter(lambda value, _: _bytes(int(value)))

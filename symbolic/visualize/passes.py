@@ -49,8 +49,10 @@ def _key(node: Node, token: dict) -> tuple:
         return ("constant", node.dtype.str, node.shape, np.asarray(node.value).tobytes())
     if node.is_source or node.op.stateful:
         return ("node", node.id)
-    return (_shape_key(node.op, node.params, node.shape, node.dtype, len(node.inputs)),
-            tuple(_arg(a, token) for a in node.inputs))
+    return (
+        _shape_key(node.op, node.params, node.shape, node.dtype, len(node.inputs)),
+        tuple(_arg(a, token) for a in node.inputs),
+    )
 
 
 @dataclass
@@ -133,10 +135,18 @@ class _Matcher:
             return None
         found: list = []
         for step in program.steps:
-            args = tuple(self.token.get(n.inputs[a[1]].id) if a[0] == "in" else found[a[1]]
-                         if a[0] == "t" else ("lit", repr(a[1])) for a in step.args)
-            key = (_shape_key(OPS[step.op], step.params, program.shape, step.dtype,
-                              len(step.args)), args)
+            args = tuple(
+                self.token.get(n.inputs[a[1]].id)
+                if a[0] == "in"
+                else found[a[1]]
+                if a[0] == "t"
+                else ("lit", repr(a[1]))
+                for a in step.args
+            )
+            key = (
+                _shape_key(OPS[step.op], step.params, program.shape, step.dtype, len(step.args)),
+                args,
+            )
             found.append(self.by_key.get(key, ("step", len(found), n.id)))
         for t in found[:-1]:
             if t[0] == "b":
@@ -215,15 +225,16 @@ def pass_dots(fn: Any, max_nodes: int = style.MAX_NODES) -> list[tuple[str, str,
         title = f"{i}. {record.stage}: {record.nodes_before} → {record.nodes_after} nodes"
         if diff is not None:
             counts = [(len(diff.added), "added"), (len(diff.removed), "removed")] + [
-                (list(diff.how.values()).count(how), how)
-                for how in ("replaced", "merged", "fused")]
+                (list(diff.how.values()).count(how), how) for how in ("replaced", "merged", "fused")
+            ]
             title += "; " + (", ".join(f"{c} {how}" for c, how in counts if c) or "no change")
         pictures.append((record.stage, canvas.digraph(title).source, record.changes))
     return pictures
 
 
-def render_passes(fn: Any, target: Any, format: str = "svg",
-                  max_nodes: int = style.MAX_NODES) -> list[pathlib.Path]:
+def render_passes(
+    fn: Any, target: Any, format: str = "svg", max_nodes: int = style.MAX_NODES
+) -> list[pathlib.Path]:
     """The graph after each pass: one file per stage in the folder `target`
     (`00_trace.svg`, `01_constant_folding.svg`, ...), or one page with all of them when
     `target` ends in `.html`."""
@@ -234,20 +245,30 @@ def render_passes(fn: Any, target: Any, format: str = "svg",
         target.write_text(_pass_page(pictures))
         return [target]
     target.mkdir(parents=True, exist_ok=True)
-    return [style.write(source, target / f"{i:02d}_{name}.{format}", format)
-            for i, (name, source, _) in enumerate(pictures)]
+    return [
+        style.write(source, target / f"{i:02d}_{name}.{format}", format)
+        for i, (name, source, _) in enumerate(pictures)
+    ]
 
 
 def _pass_page(pictures: list) -> str:
-    parts = ["<!doctype html><meta charset='utf-8'><title>passes</title><body style="
-             "'font-family:sans-serif'><h1>The graph after each pass</h1>"]
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>passes</title><body style="
+        "'font-family:sans-serif'><h1>The graph after each pass</h1>"
+    ]
     for i, (name, source, changes) in enumerate(pictures):
         parts.append(f"<h2>{i}. {html.escape(name)}</h2><ul>")
         parts += [f"<li><code>{html.escape(c)}</code></li>" for c in changes[:30]]
         parts.append("</ul>")
-        parts.append(style.pipe(source, "svg").decode() if style.dot_available()
-                     else f"<pre>{html.escape(source)}</pre>")
+        parts.append(
+            style.pipe(source, "svg").decode()
+            if style.dot_available()
+            else f"<pre>{html.escape(source)}</pre>"
+        )
     if not style.dot_available():
-        parts.insert(1, "<p>Graphviz's <code>dot</code> was not found: DOT sources shown. "
-                     "Install Graphviz to see the pictures.</p>")
+        parts.insert(
+            1,
+            "<p>Graphviz's <code>dot</code> was not found: DOT sources shown. "
+            "Install Graphviz to see the pictures.</p>",
+        )
     return "\n".join(parts + ["</body>"])

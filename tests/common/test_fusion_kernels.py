@@ -39,14 +39,16 @@ CASES = {
     "gelu-tanh": Case(_gelu, ("full",)),
     "silu": Case(lambda a: F.sigmoid(a) * a, ("full",)),
     "where-compare": Case(lambda a, b: F.where(a > b, a - b, b * 0.5), ("full", "full")),
-    "logic-mix": Case(lambda a, b: F.where(F.logical_or(F.logical_not(a > 0), b < 0.5),
-                                           a * b, -a), ("full", "full")),
+    "logic-mix": Case(
+        lambda a, b: F.where(F.logical_or(F.logical_not(a > 0), b < 0.5), a * b, -a),
+        ("full", "full"),
+    ),
     # logical ops take any dtype (nonzero is true), as numpy's do
-    "logic-on-floats": Case(lambda a, b: F.where(F.logical_not(F.relu(a) * b), a, b) + 1.0,
-                            ("full", "full")),
+    "logic-on-floats": Case(
+        lambda a, b: F.where(F.logical_not(F.relu(a) * b), a, b) + 1.0, ("full", "full")
+    ),
     "bool-output": Case(lambda a, b: F.logical_and(a > 0, b > a * 0.5), ("full", "full")),
-    "clamp": Case(lambda a: F.clamp(a * 2.0, min=-0.5, max=0.75) + F.clamp(a, min=0.0),
-                  ("full",)),
+    "clamp": Case(lambda a: F.clamp(a * 2.0, min=-0.5, max=0.75) + F.clamp(a, min=0.0), ("full",)),
     "cube": Case(lambda a: a**3 - a, ("full",)),
     "relu": Case(lambda a, b: F.relu(a + b) * 2.0, ("full", "full")),
     "outer-broadcast": Case(lambda a, b: F.tanh(a * b + a) - b, ("col", "row")),
@@ -72,8 +74,9 @@ def fuse(name: str, size: str, seed: int = 0) -> Fused:
     """The case traced, fused by the pass into one node, its inputs and the unfused value."""
     case = CASES[name]
     rng = np.random.default_rng(seed)
-    arrays = [np.asarray(rng.normal(size=_shape(lay, SIZES[size])), case.dtype)
-              for lay in case.layouts]
+    arrays = [
+        np.asarray(rng.normal(size=_shape(lay, SIZES[size])), case.dtype) for lay in case.layouts
+    ]
     inputs = [S.placeholder(a.shape, case.dtype, name=f"x{i}") for i, a in enumerate(arrays)]
     out = case.fn(*inputs)
     fused_graph, changes = fuse_elementwise(Graph([i.node for i in inputs], [out.node]))
@@ -141,8 +144,9 @@ def _in_place_inputs(name: str, size: str) -> tuple[Fused, np.ndarray, list]:
     """The case with `out` IS its first full-shape input, as the memory planner arranges."""
     fused = fuse(name, size)
     args = [a.copy() for a in fused.args]
-    victim = next(a for a in args if a.shape == fused.program.shape
-                  and a.dtype == fused.program.dtype)
+    victim = next(
+        a for a in args if a.shape == fused.program.shape and a.dtype == fused.program.dtype
+    )
     return fused, victim, args
 
 
@@ -177,11 +181,13 @@ def test_numba_kernel_in_place_on_its_first_call_runs_once():
     _assert_close(victim, fused.want, "in place on the call that compiles")
 
 
-RULE = {"pythagoras": "numba (DIPTYCH_FUSION_TARGET=auto)",
-        "gelu-tanh": "numba (DIPTYCH_FUSION_TARGET=auto)",  # tanh: the float32 approximation
-        "outer-broadcast": "numba (DIPTYCH_FUSION_TARGET=auto)",  # read through strides
-        "0-d-scalar": "numpy-chunked (exp: scalar libm in numba, SIMD in numpy)",
-        "pythagoras-f64": "numba (DIPTYCH_FUSION_TARGET=auto)"}
+RULE = {
+    "pythagoras": "numba (DIPTYCH_FUSION_TARGET=auto)",
+    "gelu-tanh": "numba (DIPTYCH_FUSION_TARGET=auto)",  # tanh: the float32 approximation
+    "outer-broadcast": "numba (DIPTYCH_FUSION_TARGET=auto)",  # read through strides
+    "0-d-scalar": "numpy-chunked (exp: scalar libm in numba, SIMD in numpy)",
+    "pythagoras-f64": "numba (DIPTYCH_FUSION_TARGET=auto)",
+}
 
 
 @needs_numba
@@ -268,13 +274,19 @@ def test_numba_source_passes_0d_inputs_as_numbers():
 
 # ---- special values: every op, every target, against the op's own numpy kernel ---------
 
+
 def _fusable(target: str) -> list[str]:
     """The registry's elementwise ops that `target` fuses, as their declarations say: the
     numpy target runs each op's own kernel, so it takes any op some target spells."""
     targets = fusion.SCALAR_TARGETS if target == "numpy-chunked" else (target,)
-    return sorted(name for name, op in OPS.items()
-                  if op.kind == "elementwise" and op.writes_out and not op.stateful
-                  and any(op.spelling(t) is not None for t in targets))
+    return sorted(
+        name
+        for name, op in OPS.items()
+        if op.kind == "elementwise"
+        and op.writes_out
+        and not op.stateful
+        and any(op.spelling(t) is not None for t in targets)
+    )
 
 
 FUSABLE = _fusable("numpy-chunked")
@@ -283,8 +295,9 @@ TOLERANCE = {"float32": 8e-7, "float64": 2e-15}  # relative, finite values: a fe
 
 def _specials(dtype: str) -> np.ndarray:
     info = np.finfo(dtype)
-    return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.smallest_subnormal, info.max,
-                     1.5, -2.0], dtype)
+    return np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, info.smallest_subnormal, info.max, 1.5, -2.0], dtype
+    )
 
 
 def _special_grid(dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -313,15 +326,26 @@ def _all_ops_program(names: list[str], grid: tuple) -> tuple[Program, list, list
     for k, name in enumerate(names):
         operands, params, dtype = _operands(name, grid)
         which = [next(i for i, a in enumerate(inputs) if a is o) for o in operands]
-        steps.append(Step(name, tuple(("in", i) for i in which), tuple(sorted(params.items())),
-                          dtype.name))
+        steps.append(
+            Step(name, tuple(("in", i) for i in which), tuple(sorted(params.items())), dtype.name)
+        )
         if k:  # rows k and above from op k, the rows above from the ops before it
-            steps.append(Step("where", (("in", 2 + k), ("t", len(steps) - 1),
-                                        ("t", len(steps) - 2)), (), dtype.name))
+            steps.append(
+                Step(
+                    "where",
+                    (("in", 2 + k), ("t", len(steps) - 1), ("t", len(steps) - 2)),
+                    (),
+                    dtype.name,
+                )
+            )
         with np.errstate(all="ignore"):
             wants.append(np.asarray(OPS[name].kernel(np, *operands, **params)))
-    program = Program(tuple(a.dtype.name for a in inputs), tuple(steps),
-                      (len(names), grid[0].size), steps[-1].dtype)
+    program = Program(
+        tuple(a.dtype.name for a in inputs),
+        tuple(steps),
+        (len(names), grid[0].size),
+        steps[-1].dtype,
+    )
     return program, inputs, wants
 
 
@@ -338,12 +362,19 @@ def _assert_same_specials(got: np.ndarray, want: np.ndarray, grid: tuple, what: 
     special &= ~np.isfinite(grid[1]) | (grid[1] == 0)
     np.testing.assert_array_equal(got[special], want[special], err_msg=f"{what}: exact")
     finite = np.isfinite(want)
-    np.testing.assert_allclose(got[finite], want[finite], rtol=TOLERANCE[want.dtype.name],
-                               atol=np.finfo(want.dtype).tiny, err_msg=what)
+    np.testing.assert_allclose(
+        got[finite],
+        want[finite],
+        rtol=TOLERANCE[want.dtype.name],
+        atol=np.finfo(want.dtype).tiny,
+        err_msg=what,
+    )
 
 
-TARGETS = {"numpy-chunked": lambda program, args: ChunkedKernel(program)(np, *args),
-           "numba": lambda program, args: NumbaKernel(program, frozenset())(np, *args)}
+TARGETS = {
+    "numpy-chunked": lambda program, args: ChunkedKernel(program)(np, *args),
+    "numba": lambda program, args: NumbaKernel(program, frozenset())(np, *args),
+}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -366,6 +397,7 @@ def test_every_fusable_op_keeps_nan_and_inf_where_numpy_has_them(dtype, target):
 
 # ---- every op on every target, alone and in a chain, against its own kernel --------------
 
+
 def _cupy_run(program: Program, args: list) -> np.ndarray:
     cupy = pytest.importorskip("cupy", reason="cupy is not installed (no GPU here)")
     try:
@@ -382,8 +414,11 @@ def _numba_run(program: Program, args: list) -> np.ndarray:
     return NumbaKernel(program, _scalars(args))(np, *args)
 
 
-KERNELS = {"numpy-chunked": lambda program, args: ChunkedKernel(program)(np, *args),
-           "numba": _numba_run, "cuda": _cupy_run}
+KERNELS = {
+    "numpy-chunked": lambda program, args: ChunkedKernel(program)(np, *args),
+    "numba": _numba_run,
+    "cuda": _cupy_run,
+}
 
 
 def _twice(arg: tuple, dtype: str, steps: list) -> tuple:
@@ -401,14 +436,16 @@ def op_program(name: str, dtype: str, chained: bool) -> tuple[Program, list, np.
     sample, params = OPS[name].samples(np.random.default_rng(0))[0]
     args = [np.asarray(a, a.dtype if a.dtype == bool else dtype) for a in sample]
     steps: list[Step] = []
-    operands = tuple(_twice(("in", i), a.dtype.name, steps) if chained else ("in", i)
-                     for i, a in enumerate(args))
+    operands = tuple(
+        _twice(("in", i), a.dtype.name, steps) if chained else ("in", i) for i, a in enumerate(args)
+    )
     result = OPS[name].abstract(*(Aval(a.shape, a.dtype) for a in args), **params)
     steps.append(Step(name, operands, tuple(sorted(params.items())), result.dtype.name))
     if chained:
         _twice(("t", len(steps) - 1), result.dtype.name, steps)
-    program = Program(tuple(a.dtype.name for a in args), tuple(steps), result.shape,
-                      result.dtype.name)
+    program = Program(
+        tuple(a.dtype.name for a in args), tuple(steps), result.shape, result.dtype.name
+    )
     return program, args, np.asarray(OPS[name].kernel(np, *args, **params))
 
 
@@ -436,11 +473,25 @@ def test_ops_that_a_target_cannot_spell_say_so_in_their_declaration():
 
 # ---- constants in fused graphs: every float value, spelled so that it reads back --------
 
+
 def _special_inputs() -> np.ndarray:
     """NaN, infinities, zeros, the extremes and two finite values (one no exact decimal)."""
     info = np.finfo(np.float32)
-    return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.smallest_subnormal, info.max,
-                     -info.max, 0.1, 1.5], np.float32)
+    return np.array(
+        [
+            np.nan,
+            np.inf,
+            -np.inf,
+            0.0,
+            -0.0,
+            info.smallest_subnormal,
+            info.max,
+            -info.max,
+            0.1,
+            1.5,
+        ],
+        np.float32,
+    )
 
 
 CONSTANT_CASES = {  # each was wrong in the numba kernel, or would not build
@@ -459,8 +510,9 @@ CONSTANT_CASES = {  # each was wrong in the numba kernel, or would not build
 
 @pytest.mark.parametrize("target", ["numba", "numpy"])
 @pytest.mark.parametrize("name", CONSTANT_CASES)
-def test_constants_and_special_values_in_fused_graphs_match_numpy_bit_for_bit(name, target,
-                                                                             monkeypatch):
+def test_constants_and_special_values_in_fused_graphs_match_numpy_bit_for_bit(
+    name, target, monkeypatch
+):
     if target == "numba" and not fusion.numba_available():
         pytest.skip("numba is not installed")
     monkeypatch.setenv("DIPTYCH_FUSION_TARGET", target)
@@ -475,9 +527,25 @@ def test_constants_and_special_values_in_fused_graphs_match_numpy_bit_for_bit(na
     np.testing.assert_array_equal(got, want, strict=True)
 
 
-LITERALS = [np.nan, np.inf, -np.inf, -0.0, 0.0, 5e-324, 1e-45, 1.7976931348623157e308, 0.1,
-            np.float32(0.1), np.float64(2.0), np.float16(0.1), 3, -(2**70), True,
-            np.int8(-3), np.bool_(False)]
+LITERALS = [
+    np.nan,
+    np.inf,
+    -np.inf,
+    -0.0,
+    0.0,
+    5e-324,
+    1e-45,
+    1.7976931348623157e308,
+    0.1,
+    np.float32(0.1),
+    np.float64(2.0),
+    np.float16(0.1),
+    3,
+    -(2**70),
+    True,
+    np.int8(-3),
+    np.bool_(False),
+]
 
 
 @needs_numba
@@ -486,8 +554,9 @@ def test_numba_literals_read_back_as_numpy_converts_them():
     bit: `np.float32(0.1)`, not 0.1; inf and NaN spelled so that they are defined."""
     import numba
 
-    cases = [(value, np.dtype(dtype)) for dtype in ("float32", "float64", "bool")
-             for value in LITERALS]
+    cases = [
+        (value, np.dtype(dtype)) for dtype in ("float32", "float64", "bool") for value in LITERALS
+    ]
     spelled = [fusion.numba_literal(value, dtype) for value, dtype in cases]
     namespace = {"np": np}
     exec(f"def literals():\n    return ({', '.join(spelled)},)\n", namespace)  # noqa: S102
@@ -506,8 +575,11 @@ def test_only_numbers_and_identifiers_reach_kernel_source():
     f = S.compile(F.tanh(x * w + 1.5) * 2.0, inputs=[x], optimize=2)
     (fused,) = f.report.fused_kernels
     program = fused.kernel.program
-    for source in (fusion.numpy_source(program)[0], fusion.numba_source(program),
-                   fusion.cupy_source(program)):
+    for source in (
+        fusion.numpy_source(program)[0],
+        fusion.numba_source(program),
+        fusion.cupy_source(program),
+    ):
         assert "user_secret" not in source, source
     with pytest.raises(TypeError, match="not a number"):
         Step("mul", (("in", 0), ("lit", "__import__('os')")))

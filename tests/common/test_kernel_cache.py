@@ -31,8 +31,12 @@ def cache(tmp_path, monkeypatch):
 
 def _pythagoras() -> tuple[Program, list, np.ndarray]:
     """sqrt(x*x + y*y) as a program, its inputs and numpy's value."""
-    steps = (Step("mul", (("in", 0), ("in", 0))), Step("mul", (("in", 1), ("in", 1))),
-             Step("add", (("t", 0), ("t", 1))), Step("sqrt", (("t", 2),)))
+    steps = (
+        Step("mul", (("in", 0), ("in", 0))),
+        Step("mul", (("in", 1), ("in", 1))),
+        Step("add", (("t", 0), ("t", 1))),
+        Step("sqrt", (("t", 2),)),
+    )
     rng = np.random.default_rng(0)
     x, y = (rng.normal(size=SHAPE).astype(np.float32) for _ in range(2))
     return Program(("float32", "float32"), steps, SHAPE, "float32"), [x, y], np.sqrt(x * x + y * y)
@@ -85,10 +89,20 @@ def two_processes(tmp_path_factory) -> list[dict]:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     runs = []
     for seed in ("1", "2"):
-        env = {**os.environ, "DIPTYCH_CACHE": str(folder), "PYTHONHASHSEED": seed,
-               "DIPTYCH_FUSION_TARGET": "auto"}
-        done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=120)
+        env = {
+            **os.environ,
+            "DIPTYCH_CACHE": str(folder),
+            "PYTHONHASHSEED": seed,
+            "DIPTYCH_FUSION_TARGET": "auto",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return runs
@@ -116,6 +130,7 @@ def test_the_second_process_loads_the_kernel_and_writes_nothing(two_processes):
 
 # ---- nothing found on disk is trusted ---------------------------------------------------
 
+
 @needs_numba
 def test_an_edited_cache_file_is_rebuilt_and_results_stay_right(cache):
     program, args, want = _pythagoras()
@@ -132,8 +147,10 @@ def test_an_edited_cache_file_is_rebuilt_and_results_stay_right(cache):
 
 
 @needs_numba
-@pytest.mark.parametrize("damage", ["empty source", "source cut short", "empty numba index",
-                                    "numba object code cut short"])
+@pytest.mark.parametrize(
+    "damage",
+    ["empty source", "source cut short", "empty numba index", "numba object code cut short"],
+)
 def test_a_cut_short_or_empty_cache_file_is_rebuilt(damage, cache):
     """Each of these broke the kernel in every later process; now the next build repairs it."""
     program, args, want = _pythagoras()
@@ -141,8 +158,9 @@ def test_a_cut_short_or_empty_cache_file_is_rebuilt(damage, cache):
     (source,) = cache.glob("fused_*.py")
     original = source.read_text()
     numba_file = {"empty numba index": "*.nbi", "numba object code cut short": "*.nbc"}
-    victim = next((cache / "__pycache__").glob(numba_file[damage])) if damage in numba_file \
-        else source
+    victim = (
+        next((cache / "__pycache__").glob(numba_file[damage])) if damage in numba_file else source
+    )
     victim.write_bytes(victim.read_bytes()[:40] if "cut short" in damage else b"")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # repaired quietly, as a cache miss is
@@ -153,6 +171,7 @@ def test_a_cut_short_or_empty_cache_file_is_rebuilt(damage, cache):
 
 
 # ---- folders that must not, or cannot, be used ------------------------------------------
+
 
 @needs_numba
 @pytest.mark.parametrize("problem", ["writable by others", "owned by another user"])
@@ -221,6 +240,7 @@ def test_the_cache_keeps_only_the_newest_kernels(cache, monkeypatch):
 
 
 # ---- any build error: numpy instead, one warning naming the kernel ---------------------
+
 
 def test_a_kernel_numba_cannot_build_runs_with_numpy_after_one_warning(cache, monkeypatch):
     def broken(*args):

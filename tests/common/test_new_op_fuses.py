@@ -85,7 +85,8 @@ def test_the_registry_walk_takes_in_a_new_op(declared):
 
 @pytest.mark.skipif(not fusion.numba_available(), reason="numba is not installed")
 def test_a_kernel_that_fails_to_build_runs_unfused_with_a_warning_naming_the_op(
-        declared, monkeypatch):
+    declared, monkeypatch
+):
     """The template names `log1p` and `exp` but the declaration imports neither for numba:
     the build fails on the first call, which runs numpy instead, and says which op."""
     monkeypatch.setenv("DIPTYCH_FUSION_TARGET", "numba")
@@ -100,7 +101,8 @@ def test_a_kernel_that_fails_to_build_runs_unfused_with_a_warning_naming_the_op(
 
 
 def test_a_target_an_op_declares_it_cannot_take_runs_it_unfused_and_the_report_says_so(
-        declared, monkeypatch):
+    declared, monkeypatch
+):
     monkeypatch.setenv("DIPTYCH_FUSION_TARGET", "numba")
     monkeypatch.setattr(fusion, "numba_available", lambda: True)
     op = declared("softplus_no_numba", **SPELLED, scalar={"numba": None})
@@ -114,8 +116,9 @@ def test_a_target_an_op_declares_it_cannot_take_runs_it_unfused_and_the_report_s
 
 def _other_backend() -> types.SimpleNamespace:
     """numpy under another name: the fused kernel takes it for a GPU backend."""
-    return types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np)
-                                    if not name.startswith("__")})
+    return types.SimpleNamespace(
+        **{name: getattr(np, name) for name in dir(np) if not name.startswith("__")}
+    )
 
 
 def _fused_kernel(op: OpDef) -> FusedKernel:
@@ -149,8 +152,10 @@ def test_an_op_no_target_spells_is_left_unfused_and_the_report_says_so(declared)
     f, values, want = _compiled(declared("softplus_unspelled"))
     (stage,) = [s for s in f.report.stages if s.stage == "fusion"]
     (line,) = [c for c in stage.changes if "softplus_unspelled" in c]
-    assert line.endswith("softplus_unspelled unfused: its op declares no fused expression "
-                         "for any target (numba, cuda)"), line
+    assert line.endswith(
+        "softplus_unspelled unfused: its op declares no fused expression "
+        "for any target (numba, cuda)"
+    ), line
     assert "softplus_unspelled" in {n.op_name for n in f.graph.ops}
     assert f"    {line}" in str(f.report)
     np.testing.assert_array_equal(f(values), want)

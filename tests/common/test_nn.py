@@ -10,8 +10,9 @@ from common import functional as F
 
 def mlp(seed=0):
     E.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                         nn.Linear(64, 10))
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
 
 
 def test_attribute_assignment_registers_parameters_and_submodules():
@@ -62,15 +63,18 @@ def test_train_and_eval_switch_dropout():
     np.testing.assert_array_equal(model.eval()(x).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("layer, shape_in, shape_out", [
-    (nn.Linear(5, 3), (2, 5), (2, 3)),
-    (nn.Conv2d(1, 4, 3, padding=1), (2, 1, 8, 8), (2, 4, 8, 8)),
-    (nn.Conv2d(2, 3, 3, stride=2), (1, 2, 7, 7), (1, 3, 3, 3)),
-    (nn.MaxPool2d(2), (2, 3, 8, 8), (2, 3, 4, 4)),
-    (nn.AvgPool2d(2), (2, 3, 8, 8), (2, 3, 4, 4)),
-    (nn.Flatten(), (2, 3, 4, 4), (2, 48)),
-    (nn.LayerNorm(6), (2, 6), (2, 6)),
-])
+@pytest.mark.parametrize(
+    "layer, shape_in, shape_out",
+    [
+        (nn.Linear(5, 3), (2, 5), (2, 3)),
+        (nn.Conv2d(1, 4, 3, padding=1), (2, 1, 8, 8), (2, 4, 8, 8)),
+        (nn.Conv2d(2, 3, 3, stride=2), (1, 2, 7, 7), (1, 3, 3, 3)),
+        (nn.MaxPool2d(2), (2, 3, 8, 8), (2, 3, 4, 4)),
+        (nn.AvgPool2d(2), (2, 3, 8, 8), (2, 3, 4, 4)),
+        (nn.Flatten(), (2, 3, 4, 4), (2, 48)),
+        (nn.LayerNorm(6), (2, 6), (2, 6)),
+    ],
+)
 def test_layer_output_shapes(layer, shape_in, shape_out):
     assert layer(E.randn(*shape_in)).shape == shape_out
 

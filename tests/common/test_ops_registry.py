@@ -179,8 +179,12 @@ def test_op_without_vjp_records_no_tape(op, args, params):
 def _shared_inputs(out, inputs: list) -> list[int]:
     """Positions of the array inputs whose memory some output (or part of a tuple) shares."""
     outs = out if isinstance(out, tuple) else (out,)
-    return [i for i, a in enumerate(inputs) if isinstance(a, np.ndarray)
-            and any(isinstance(o, np.ndarray) and np.shares_memory(o, a) for o in outs)]
+    return [
+        i
+        for i, a in enumerate(inputs)
+        if isinstance(a, np.ndarray)
+        and any(isinstance(o, np.ndarray) and np.shares_memory(o, a) for o in outs)
+    ]
 
 
 @pytest.mark.parametrize("op, args, params", [c for c in SAMPLES if not c.values[0].view])
@@ -188,8 +192,10 @@ def test_an_op_not_declared_a_view_returns_fresh_memory(op, args, params):
     """The memory plan reads aliasing from `OpDef.view` alone: any other op's output owns its
     memory, so an input's buffer may be handed to a later value once the input dies."""
     shared = _shared_inputs(op.kernel(np, *args, **params), list(args))
-    assert not shared, (f"{op.name}: the output shares the memory of input(s) {shared}. Fix: "
-                        "return a copy, or declare the op view=True")
+    assert not shared, (
+        f"{op.name}: the output shares the memory of input(s) {shared}. Fix: "
+        "return a copy, or declare the op view=True"
+    )
 
 
 def _cond_reading(p, x, value):
@@ -201,18 +207,19 @@ def _pass_through_cases() -> dict:
     return {
         "cond returns its operand": lambda x, xs, w, p: F.cond(p, lambda a: a, F.tanh, x),
         "cond returns a view of it": lambda x, xs, w, p: F.cond(
-            p, F.transpose, lambda a: a * 2.0, x),
+            p, F.transpose, lambda a: a * 2.0, x
+        ),
         "cond returns a variable it reads": lambda x, xs, w, p: F.cond(p, lambda a: w, F.exp, x),
         "cond returns a value it reads": lambda x, xs, w, p: _cond_reading(p, x, xs[0] * 2.0),
         "while_loop runs no step": lambda x, xs, w, p: F.while_loop(
-            lambda c: c[0] < 0, lambda c: (c[0] + 1, F.tanh(c[1])), (np.array(0), x)),
+            lambda c: c[0] < 0, lambda c: (c[0] + 1, F.tanh(c[1])), (np.array(0), x)
+        ),
         "while_loop keeps its carry": lambda x, xs, w, p: F.while_loop(
-            lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1]), (np.array(0), x)),
-        "scan keeps its carry, passes xs": lambda x, xs, w, p: F.scan(
-            lambda c, t: (c, t), x, xs),
+            lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1]), (np.array(0), x)
+        ),
+        "scan keeps its carry, passes xs": lambda x, xs, w, p: F.scan(lambda c, t: (c, t), x, xs),
         "scan carries a view of xs": lambda x, xs, w, p: F.scan(lambda c, t: (t, c), x, xs),
-        "scan carries what it reads": lambda x, xs, w, p: F.scan(
-            lambda c, t: (w, c * t), x, xs),
+        "scan carries what it reads": lambda x, xs, w, p: F.scan(lambda c, t: (w, c * t), x, xs),
     }
 
 
@@ -225,9 +232,16 @@ def test_a_control_op_returns_fresh_memory_when_its_body_passes_an_input_through
     out = _pass_through_cases()[name](x, xs, w, p)
     first = (out[0] if isinstance(out, tuple) else out).node  # an item of the control node
     node = first.inputs[0]
-    arrays = [np.array(True) if a is p.node else a.value.data if a.op == "variable"
-              else a.value if a.op == "constant" else rng.normal(size=a.shape)
-              for a in node.inputs]  # values computed outside the body are inputs too
+    arrays = [
+        np.array(True)
+        if a is p.node
+        else a.value.data
+        if a.op == "variable"
+        else a.value
+        if a.op == "constant"
+        else rng.normal(size=a.shape)
+        for a in node.inputs
+    ]  # values computed outside the body are inputs too
     shared = _shared_inputs(node.op.kernel(np, *arrays, **node.params), arrays)
     assert not shared, f"{node.op_name}: an output shares the memory of input(s) {shared}"
 
@@ -314,7 +328,9 @@ def test_logsumexp_of_infinite_and_nan_rows_matches_torch(engine):
     expected.sum().backward()
     with np.errstate(all="ignore"):  # inf - inf and 0 / 0 are the point here
         value, grad = engine(LOGSUMEXP_ROWS)
-    np.testing.assert_allclose(value, expected.detach().numpy().astype(np.float32), rtol=1e-6,
-                               strict=True)
-    np.testing.assert_allclose(grad, x.grad.numpy().astype(np.float32), rtol=1e-6, atol=1e-7,
-                               strict=True)
+    np.testing.assert_allclose(
+        value, expected.detach().numpy().astype(np.float32), rtol=1e-6, strict=True
+    )
+    np.testing.assert_allclose(
+        grad, x.grad.numpy().astype(np.float32), rtol=1e-6, atol=1e-7, strict=True
+    )

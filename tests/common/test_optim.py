@@ -32,10 +32,12 @@ def reference_sgd(p, c, lr, momentum, weight_decay, steps):
 
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.9, 0.01)])
 def test_sgd_matches_the_textbook_update(momentum, weight_decay):
-    got = quadratic_steps(lambda ps: optim.SGD(ps, lr=0.1, momentum=momentum,
-                                               weight_decay=weight_decay))
-    want = reference_sgd(np.array([1.0, -2.0, 3.0]), np.array([1.0, 0.5, 2.0]), 0.1, momentum,
-                         weight_decay, 5)
+    got = quadratic_steps(
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    )
+    want = reference_sgd(
+        np.array([1.0, -2.0, 3.0]), np.array([1.0, 0.5, 2.0]), 0.1, momentum, weight_decay, 5
+    )
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 

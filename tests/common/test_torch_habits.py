@@ -62,8 +62,7 @@ def _write_column(x):
 
 def _modules(name, make, makers) -> Case:
     """A case applying a module made by `make(library)`: ours from nn, torch's from torch.nn."""
-    return Case(name, lambda *args: make(nn)(*args), lambda *args: make(torch.nn)(*args),
-                makers)
+    return Case(name, lambda *args: make(nn)(*args), lambda *args: make(torch.nn)(*args), makers)
 
 
 HABITS = [
@@ -76,26 +75,52 @@ HABITS = [
     same("std-var-methods", lambda x: x.std() + x.var(), [normal(3, 4)]),
     same("in-place-add-on-a-non-leaf", _add_in_place, [normal(3, 4)]),
     same("in-place-arithmetic-on-a-non-leaf", _arithmetic_in_place, [normal(3, 4), normal(4)]),
-    Case("mask-write-as-where", lambda x: F.where(x * 2 > 1, 0.0, x * 2), _write_through_mask,
-         [normal(4, 5)]),
-    Case("mask-write-as-masked_fill", lambda x: (x * 2).masked_fill(x * 2 > 1, 0.0),
-         _write_through_mask, [normal(4, 5)]),
-    Case("column-write-as-setitem", lambda x: F.setitem(x * 2, (slice(None), 1), 0.0),
-         _write_column, [normal(3, 4)]),
-    Case("binary_cross_entropy-at-saturated-probabilities", F.binary_cross_entropy,
-         TF.binary_cross_entropy, [const([0.0, 1.0, 0.5, 1.0]), const([1.0, 0.0, 0.25, 1.0])]),
+    Case(
+        "mask-write-as-where",
+        lambda x: F.where(x * 2 > 1, 0.0, x * 2),
+        _write_through_mask,
+        [normal(4, 5)],
+    ),
+    Case(
+        "mask-write-as-masked_fill",
+        lambda x: (x * 2).masked_fill(x * 2 > 1, 0.0),
+        _write_through_mask,
+        [normal(4, 5)],
+    ),
+    Case(
+        "column-write-as-setitem",
+        lambda x: F.setitem(x * 2, (slice(None), 1), 0.0),
+        _write_column,
+        [normal(3, 4)],
+    ),
+    Case(
+        "binary_cross_entropy-at-saturated-probabilities",
+        F.binary_cross_entropy,
+        TF.binary_cross_entropy,
+        [const([0.0, 1.0, 0.5, 1.0]), const([1.0, 0.0, 0.25, 1.0])],
+    ),
     _modules("nn.Flatten", lambda lib: lib.Flatten(), [normal(2, 3, 4, 5)]),
     _modules("nn.Flatten-0-1", lambda lib: lib.Flatten(0, 1), [normal(2, 3, 4)]),
     _modules("nn.GELU-tanh", lambda lib: lib.GELU(approximate="tanh"), [normal(3, 4)]),
     _modules("nn.MSELoss", lambda lib: lib.MSELoss(), [normal(3, 4), normal(3, 4)]),
-    _modules("nn.MSELoss-sum", lambda lib: lib.MSELoss(reduction="sum"),
-             [normal(3, 4), normal(3, 4)]),
-    _modules("nn.CrossEntropyLoss-none", lambda lib: lib.CrossEntropyLoss(reduction="none"),
-             [normal(6, 5), labels(5, 6)]),
-    _modules("nn.NLLLoss", lambda lib: lib.NLLLoss(),
-             [lambda rng: np.log(rng.dirichlet(np.ones(4), size=5)), labels(4, 5)]),
-    _modules("nn.BCELoss-sum", lambda lib: lib.BCELoss(reduction="sum"),
-             [probabilities(3, 4), probabilities(3, 4)]),
+    _modules(
+        "nn.MSELoss-sum", lambda lib: lib.MSELoss(reduction="sum"), [normal(3, 4), normal(3, 4)]
+    ),
+    _modules(
+        "nn.CrossEntropyLoss-none",
+        lambda lib: lib.CrossEntropyLoss(reduction="none"),
+        [normal(6, 5), labels(5, 6)],
+    ),
+    _modules(
+        "nn.NLLLoss",
+        lambda lib: lib.NLLLoss(),
+        [lambda rng: np.log(rng.dirichlet(np.ones(4), size=5)), labels(4, 5)],
+    ),
+    _modules(
+        "nn.BCELoss-sum",
+        lambda lib: lib.BCELoss(reduction="sum"),
+        [probabilities(3, 4), probabilities(3, 4)],
+    ),
 ]
 
 
@@ -123,8 +148,10 @@ INTEGER_RESULTS = {
     "argmax-axis": (lambda x: F.argmax(x, 1), lambda x: torch.argmax(x, 1)),
     "argmax-keepdims": (lambda x: x.argmax(0, keepdims=True), lambda x: x.argmax(0, True)),
     "argmax-negative-axis": (lambda x: x.argmax(-1), lambda x: x.argmax(-1)),
-    "argmax-all-keepdims": (lambda x: x.argmax(keepdims=True),
-                            lambda x: x.argmax(dim=None, keepdim=True)),
+    "argmax-all-keepdims": (
+        lambda x: x.argmax(keepdims=True),
+        lambda x: x.argmax(dim=None, keepdim=True),
+    ),
     "argmin-axis": (lambda x: x.argmin(1), lambda x: x.argmin(1)),
 }
 
@@ -214,8 +241,11 @@ def _write_a_tensor_into_the_mask(x, v):
 EAGER_WRITES = [
     same("mask write", _write_through_mask, [normal(4, 5)]),
     same("column write", _write_column, [normal(4, 5)]),
-    same("mask write of a value that requires grad", _write_a_tensor_into_the_mask,
-         [normal(4, 5), lambda rng: np.array(-3.0)]),
+    same(
+        "mask write of a value that requires grad",
+        _write_a_tensor_into_the_mask,
+        [normal(4, 5), lambda rng: np.array(-3.0)],
+    ),
 ]
 
 

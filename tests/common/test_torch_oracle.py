@@ -116,12 +116,20 @@ ELEMENTWISE = [
     Case("erf", F.erf, torch.erf, [normal(3, 4)]),
     Case("clone", F.clone, torch.clone, [normal(3, 4)]),
     Case("remainder", F.remainder, torch.remainder, [normal(3, 4), divisors(3, 4)]),
-    Case("remainder-broadcast", F.remainder, torch.remainder,
-         [lambda rng: 4.0 * rng.normal(size=(3, 4)), divisors(4)]),
+    Case(
+        "remainder-broadcast",
+        F.remainder,
+        torch.remainder,
+        [lambda rng: 4.0 * rng.normal(size=(3, 4)), divisors(4)],
+    ),
     same("remainder-operator", lambda x, y: x % y, [normal(3, 4), divisors(3, 4)]),
     same("remainder-by-negative-scalar", lambda x: x % -1.5, [normal(3, 4)]),
-    Case("rremainder-scalar", lambda y: 5.0 % y,  # torch has no gradient for `5.0 % y`
-         lambda y: torch.remainder(torch.full_like(y, 5.0), y), [divisors(3, 4)]),
+    Case(
+        "rremainder-scalar",
+        lambda y: 5.0 % y,  # torch has no gradient for `5.0 % y`
+        lambda y: torch.remainder(torch.full_like(y, 5.0), y),
+        [divisors(3, 4)],
+    ),
 ]
 POWERS = [
     same(f"pow-scalar-{k}", lambda x, k=k: x**k, [normal(3, 4) if k % 1 == 0 else positive(3, 4)])
@@ -166,15 +174,27 @@ REDUCTIONS += [
     for name, ours, theirs in REDUCERS[2:]
 ]
 REDUCTIONS += [
-    Case(f"{name}-correction{c}", lambda x, f=ours, c=c: f(x, 1, correction=c),
-         lambda x, f=theirs, c=c: f(x, 1, correction=c), [normal(3, 5)])
+    Case(
+        f"{name}-correction{c}",
+        lambda x, f=ours, c=c: f(x, 1, correction=c),
+        lambda x, f=theirs, c=c: f(x, 1, correction=c),
+        [normal(3, 5)],
+    )
     for name, ours, theirs in SPREADS
     for c in (0, 2)
 ] + [
-    Case("std-unbiased-false", lambda x: x.std(unbiased=False),
-         lambda x: x.std(unbiased=False), [normal(3, 5)]),
-    Case("var-method-keepdims", lambda x: x.var(0, keepdims=True),
-         lambda x: x.var(0, keepdim=True), [normal(3, 5)]),
+    Case(
+        "std-unbiased-false",
+        lambda x: x.std(unbiased=False),
+        lambda x: x.std(unbiased=False),
+        [normal(3, 5)],
+    ),
+    Case(
+        "var-method-keepdims",
+        lambda x: x.var(0, keepdims=True),
+        lambda x: x.var(0, keepdim=True),
+        [normal(3, 5)],
+    ),
 ]
 
 # ---- linear algebra and shapes ----------------------------------------------------------
@@ -225,7 +245,6 @@ GETITEMS = [
 ]
 
 
-
 def _written(x, index, value):
     """torch's way to the value of x[index] = value: write into a clone."""
     y = x.clone()
@@ -236,8 +255,12 @@ def _written(x, index, value):
 ROWS = (np.array([3, 0, 2]), slice(None))
 SETITEMS = [
     Case("setitem-mask-0d-value", F.setitem, _written, [normal(4, 5), mask(4, 5), normal()]),
-    Case("setitem-rows-broadcast-value", lambda x, v: F.setitem(x, ROWS, v),
-         lambda x, v: _written(x, _torch_index(ROWS), v), [normal(4, 5), normal(3, 1)]),
+    Case(
+        "setitem-rows-broadcast-value",
+        lambda x, v: F.setitem(x, ROWS, v),
+        lambda x, v: _written(x, _torch_index(ROWS), v),
+        [normal(4, 5), normal(3, 1)],
+    ),
 ]
 
 SHAPES = [
@@ -281,10 +304,18 @@ SHAPES = [
     ),
     Case("squeeze", lambda x: F.squeeze(x, 1), lambda x: torch.squeeze(x, 1), [normal(3, 1, 4)]),
     Case("squeeze-all", F.squeeze, torch.squeeze, [normal(1, 3, 1)]),
-    Case("flatten-middle", lambda x: F.flatten(x, 1, 2), lambda x: torch.flatten(x, 1, 2),
-         [normal(2, 3, 4, 5)]),
-    Case("flatten-to-end", lambda x: F.flatten(x, 1), lambda x: torch.flatten(x, 1),
-         [normal(2, 3, 4)]),
+    Case(
+        "flatten-middle",
+        lambda x: F.flatten(x, 1, 2),
+        lambda x: torch.flatten(x, 1, 2),
+        [normal(2, 3, 4, 5)],
+    ),
+    Case(
+        "flatten-to-end",
+        lambda x: F.flatten(x, 1),
+        lambda x: torch.flatten(x, 1),
+        [normal(2, 3, 4)],
+    ),
     same("t", lambda x: x.t(), [normal(3, 4)]),
     same("masked_fill", lambda x, m: x.masked_fill(m, -1.0), [normal(3, 4), mask(3, 4)]),
     Case(
@@ -393,22 +424,39 @@ NN = [
 LOSSES = [
     ("mse_loss", F.mse_loss, TF.mse_loss, [normal(3, 4), normal(3, 4)]),
     ("cross_entropy", F.cross_entropy, TF.cross_entropy, [normal(6, 5), labels(5, 6)]),
-    ("nll_loss", F.nll_loss, TF.nll_loss,
-     [lambda rng: np.log(rng.dirichlet(np.ones(5), size=6)), labels(5, 6)]),
-    ("binary_cross_entropy", F.binary_cross_entropy, TF.binary_cross_entropy,
-     [probabilities(3, 4), probabilities(3, 4)]),
-    ("binary_cross_entropy-hard-targets", F.binary_cross_entropy, TF.binary_cross_entropy,
-     [probabilities(3, 4), lambda rng: (rng.random((3, 4)) > 0.5).astype(np.float64)]),
+    (
+        "nll_loss",
+        F.nll_loss,
+        TF.nll_loss,
+        [lambda rng: np.log(rng.dirichlet(np.ones(5), size=6)), labels(5, 6)],
+    ),
+    (
+        "binary_cross_entropy",
+        F.binary_cross_entropy,
+        TF.binary_cross_entropy,
+        [probabilities(3, 4), probabilities(3, 4)],
+    ),
+    (
+        "binary_cross_entropy-hard-targets",
+        F.binary_cross_entropy,
+        TF.binary_cross_entropy,
+        [probabilities(3, 4), lambda rng: (rng.random((3, 4)) > 0.5).astype(np.float64)],
+    ),
 ]
 NN += [
-    Case(f"{name}-{reduction}", lambda *a, f=ours, r=reduction: f(*a, reduction=r),
-         lambda *a, f=theirs, r=reduction: f(*a, reduction=r), makers)
+    Case(
+        f"{name}-{reduction}",
+        lambda *a, f=ours, r=reduction: f(*a, reduction=r),
+        lambda *a, f=theirs, r=reduction: f(*a, reduction=r),
+        makers,
+    )
     for name, ours, theirs, makers in LOSSES
     for reduction in ("mean", "sum", "none")
 ]
 
-CASES = (ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SETITEMS + SHAPES + CONVS
-         + POOLS + NN)
+CASES = (
+    ELEMENTWISE + POWERS + REDUCTIONS + MATMULS + GETITEMS + SETITEMS + SHAPES + CONVS + POOLS + NN
+)
 
 
 def _is_float(array: np.ndarray) -> bool:
@@ -460,8 +508,7 @@ def torch_reference(fn: Callable, arrays: list, wrt: list, rng) -> tuple:
     return out.detach().numpy(), cotangent, [g.numpy() for g in grads]
 
 
-def assert_matches_torch(ours: Callable, theirs: Callable, arrays: list, engine: str,
-                         rng) -> None:
+def assert_matches_torch(ours: Callable, theirs: Callable, arrays: list, engine: str, rng) -> None:
     """Values and the gradients of every float input, `ours` in `engine` against torch."""
     wrt = [i for i, a in enumerate(arrays) if _is_float(a)]
     want, cotangent, want_grads = torch_reference(theirs, arrays, wrt, rng)

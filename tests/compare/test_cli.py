@@ -42,8 +42,17 @@ def test_ablate_switches_off_each_pass_the_library_has_now(tmp_path):
 
 
 def test_breakdown_splits_each_step(tmp_path, capsys):
-    code, doc = compare("two_layer_net", "--batch", "4", "--sizes", "8", "--opt", "0",
-                        "--breakdown", tmp_path=tmp_path)
+    code, doc = compare(
+        "two_layer_net",
+        "--batch",
+        "4",
+        "--sizes",
+        "8",
+        "--opt",
+        "0",
+        "--breakdown",
+        tmp_path=tmp_path,
+    )
     entries = doc["results"][0]["breakdown"]
     assert code == 0 and [e["mode"] for e in entries] == ["eager", "symbolic O0"]
     assert all(e["kernel_calls"] > 0 and e["kernel_s"] > 0 for e in entries)
@@ -53,8 +62,22 @@ def test_breakdown_splits_each_step(tmp_path, capsys):
 def test_a_size_sweep_plots_and_writes_html(tmp_path):
     pytest.importorskip("matplotlib")
     plot, page = tmp_path / "scaling.png", tmp_path / "report.html"
-    code = cli.main(["compare", "neuron", "--sizes", "2", "4", "--opt", "0", *FAST,
-                     "--plot", str(plot), "--html", str(page)])
+    code = cli.main(
+        [
+            "compare",
+            "neuron",
+            "--sizes",
+            "2",
+            "4",
+            "--opt",
+            "0",
+            *FAST,
+            "--plot",
+            str(plot),
+            "--html",
+            str(page),
+        ]
+    )
     assert code == 0 and plot.stat().st_size > 1000
     assert "<table>" in page.read_text() and "data:image/png" in page.read_text()
 
@@ -72,8 +95,9 @@ def test_a_bad_model_name_lists_the_zoo(capsys):
     assert "unknown model 'resnet'" in err and all(name in err for name in zoo.MODELS)
 
 
-@pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"),
-                                             ("cuda", "device 'cuda'")])
+@pytest.mark.parametrize(
+    "device, message", [("tpu", "unknown device 'tpu'"), ("cuda", "device 'cuda'")]
+)
 def test_a_bad_device_is_a_clear_error(device, message, capsys):
     if device == "cuda":
         from common.backend import cuda_available
@@ -110,14 +134,39 @@ def test_jax_peer_rows_agree_with_eager(tmp_path):
 
 
 def test_models_without_a_peer_say_so(tmp_path):
-    code, doc = compare("attention", "--batch", "1", "--sizes", "4", "--opt", "0",
-                        "--peers", "jax", tmp_path=tmp_path)
+    code, doc = compare(
+        "attention",
+        "--batch",
+        "1",
+        "--sizes",
+        "4",
+        "--opt",
+        "0",
+        "--peers",
+        "jax",
+        tmp_path=tmp_path,
+    )
     assert code == 0 and "no peer implementation of attention" in doc["results"][0]["notes"][0]
 
 
 def test_train_prints_both_curves_and_they_agree(capsys):
-    assert cli.main(["train", "two_layer_net", "--steps", "20", "--batch", "8",
-                     "--size", "32", "--opt", "0"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "two_layer_net",
+                "--steps",
+                "20",
+                "--batch",
+                "8",
+                "--size",
+                "32",
+                "--opt",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "eager loss" in out and "symbolic loss" in out
     assert float(out.split("loss curves: ")[1].split()[0]) == 0.0  # optimize=0: same bits
@@ -145,10 +194,18 @@ def test_help_exits_cleanly(capsys):
 
 def test_the_module_runs_as_the_console_script(tmp_path):
     path = tmp_path / "out.json"
-    ok = subprocess.run([sys.executable, "-m", "compare", "pythagoras", *FAST, "--opt", "0",
-                         "--json", str(path)], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "compare", "pythagoras", *FAST, "--opt", "0", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     validate(json.loads(path.read_text()))
-    bad = subprocess.run([sys.executable, "-m", "compare", "compare", "resnet"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "compare", "compare", "resnet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "The zoo has:" in bad.stderr

@@ -110,8 +110,9 @@ def listing(root) -> list[str]:
 
 
 @pytest.mark.parametrize("argv, says, made", CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_creates_nothing(argv, says, made, tmp_path,
-                                                          monkeypatch, capsys):
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(
+    argv, says, made, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     make(tmp_path, made)
     before = listing(tmp_path)
@@ -122,18 +123,28 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(argv, says, made, tmp_
     assert says in err
     assert "Traceback" not in out + err
     assert listing(tmp_path) == before
-    assert all((tmp_path / name).read_text() == "already here\n" for name in made
-               if not name.endswith("/"))
+    assert all(
+        (tmp_path / name).read_text() == "already here\n" for name in made if not name.endswith("/")
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ["compare", "neuron", *FAST, "--target-ms", "nan"],
-    ["tape", "neuron", "--size", "-1"],
-    ["graph", "neuron", "-o", "missing/x.svg"],
-], ids=["target-ms nan", "tape size -1", "missing folder"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "neuron", *FAST, "--target-ms", "nan"],
+        ["tape", "neuron", "--size", "-1"],
+        ["graph", "neuron", "-o", "missing/x.svg"],
+    ],
+    ids=["target-ms nan", "tape size -1", "missing folder"],
+)
 def test_no_traceback_reaches_the_terminal(argv, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "compare", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "compare", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("diptych: error: ") and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stdout + done.stderr
@@ -170,8 +181,9 @@ def test_good_sizes_and_result_paths_still_work(tmp_path, monkeypatch, capsys):
 
 
 def test_a_learning_rate_that_diverges_warns(capsys):
-    code = cli.main(["train", "two_layer_net", "--steps", "5", "--batch", "8", "--size", "16",
-                     "--lr", "1e6"])
+    code = cli.main(
+        ["train", "two_layer_net", "--steps", "5", "--batch", "8", "--size", "16", "--lr", "1e6"]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     assert err.startswith("diptych: warning: ") and err.count("\n") == 1, err
@@ -180,8 +192,12 @@ def test_a_learning_rate_that_diverges_warns(capsys):
 
 
 def test_a_sane_learning_rate_does_not_warn(capsys):
-    assert cli.main(["train", "two_layer_net", "--steps", "5", "--batch", "8", "--size", "16",
-                     "--opt", "0"]) == 0
+    assert (
+        cli.main(
+            ["train", "two_layer_net", "--steps", "5", "--batch", "8", "--size", "16", "--opt", "0"]
+        )
+        == 0
+    )
     assert capsys.readouterr().err == ""
 
 

@@ -19,14 +19,15 @@ BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
 FAST = ["--repeat", "1", "--warmup", "0", "--target-ms", "0.1", "--quiet"]
 QUICK = Settings(opts=(2,), repeat=1, warmup=0, target_ms=0.1)
 # each script's timed sections, replaced by a probe of the thread pools
-SECTIONS = {"eager_overhead": ("bench_ops", "bench_training_step"),
-            "compiled_overhead": ("bench_forward", "bench_training_step"),
-            "passes": ("bench_chains", "bench_memory", "bench_compile_time")}
+SECTIONS = {
+    "eager_overhead": ("bench_ops", "bench_training_step"),
+    "compiled_overhead": ("bench_forward", "bench_training_step"),
+    "passes": ("bench_chains", "bench_memory", "bench_compile_time"),
+}
 
 
 def policy_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()
-            if line.strip().startswith("thread policy:")]
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("thread policy:")]
 
 
 @pytest.fixture
@@ -42,13 +43,19 @@ def bench_script(monkeypatch):
 
 
 @pytest.mark.parametrize("script", SECTIONS)
-def test_benchmarks_time_under_the_policy_diptych_compare_prints(script, bench_script,
-                                                                  monkeypatch, capsys):
+def test_benchmarks_time_under_the_policy_diptych_compare_prints(
+    script, bench_script, monkeypatch, capsys
+):
     module = bench_script(script)
     pool_threads = []  # of every BLAS and OpenMP pool loaded, while each section would run
     for section in SECTIONS[script]:
-        monkeypatch.setattr(module, section, lambda *args, **kwargs: pool_threads.extend(
-            p["num_threads"] for p in threadpool_info()))
+        monkeypatch.setattr(
+            module,
+            section,
+            lambda *args, **kwargs: pool_threads.extend(
+                p["num_threads"] for p in threadpool_info()
+            ),
+        )
     module.main([])  # the default policy, as plain `make bench` runs it
     bench = policy_lines(capsys.readouterr().out)
     assert cli.main(["compare", "neuron", "--opt", "0", *FAST]) == 0

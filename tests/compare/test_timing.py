@@ -26,8 +26,13 @@ def test_race_interleaves_every_contender():
         calls[name] += 1
 
     ticks = []
-    stats = timing.race({"a": lambda: bump("a"), "b": lambda: bump("b")}, target_ns=10_000,
-                        repeats=5, warmup=2, tick=lambda: ticks.append(1))
+    stats = timing.race(
+        {"a": lambda: bump("a"), "b": lambda: bump("b")},
+        target_ns=10_000,
+        repeats=5,
+        warmup=2,
+        tick=lambda: ticks.append(1),
+    )
     assert set(stats) == {"a", "b"} and len(ticks) == 5
     assert all(s.samples == 5 and s.median > 0 for s in stats.values())
     assert calls["a"] > 5 and calls["b"] > 5

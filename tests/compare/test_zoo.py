@@ -29,7 +29,8 @@ def test_eager_and_every_optimize_level_agree(model):
         judge(compiled.row, got, want, exact=model.eager_forward is None)
         assert compiled.row.verdict in ("exact", "ok"), (
             f"{model.name} at optimize={level}: max abs {compiled.row.max_abs:.2e}, "
-            f"max rel {compiled.row.max_rel:.2e}")
+            f"max rel {compiled.row.max_rel:.2e}"
+        )
         if level == 0 and model.eager_forward is None:
             assert compiled.row.verdict == "exact"
 

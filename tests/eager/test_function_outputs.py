@@ -110,8 +110,11 @@ def test_forward_returning_something_else_is_refused():
         def forward(ctx, x):
             return x.numpy(), x
 
-    with pytest.raises(TypeError, match=r"Bad.forward must return a Tensor or a tuple of "
-                                        r"Tensors, got ndarray, Tensor"):
+    with pytest.raises(
+        TypeError,
+        match=r"Bad.forward must return a Tensor or a tuple of "
+        r"Tensors, got ndarray, Tensor",
+    ):
         Bad.apply(E.tensor(X, requires_grad=True))
 
 
@@ -119,8 +122,11 @@ def test_forward_returning_something_else_is_refused():
 
 
 def test_a_function_applied_to_a_symbol_says_how_to_declare_an_op():
-    with pytest.raises(TypeError, match=r"Clamp01.apply got a symbol.*eager-only.*"
-                                        r"declare\(OpDef.*docs/custom_ops.md"):
+    with pytest.raises(
+        TypeError,
+        match=r"Clamp01.apply got a symbol.*eager-only.*"
+        r"declare\(OpDef.*docs/custom_ops.md",
+    ):
         Clamp01.apply(S.placeholder((4,), name="x"))
 
 
@@ -128,12 +134,15 @@ def test_a_function_applied_to_a_symbol_says_how_to_declare_an_op():
 def clamp01_op():
     """The op of docs/custom_ops.md, declared for one test and removed after it (the
     registry-walking tests must not meet it)."""
-    op = declare(OpDef(
-        "clamp01_example", "elementwise",
-        kernel=lambda xp, x: xp.clip(x, 0, 1),
-        abstract=lambda x: Aval(x.shape, x.dtype),
-        vjp=(lambda g, out, x: g * ((x >= 0) & (x <= 1)),),
-    ))
+    op = declare(
+        OpDef(
+            "clamp01_example",
+            "elementwise",
+            kernel=lambda xp, x: xp.clip(x, 0, 1),
+            abstract=lambda x: Aval(x.shape, x.dtype),
+            vjp=(lambda g, out, x: g * ((x >= 0) & (x <= 1)),),
+        )
+    )
     yield lambda x: apply(op, x)
     del OPS[op.name]
 

@@ -117,8 +117,9 @@ def records() -> bool:
 def test_one_no_grad_decorator_used_by_many_threads():
     """Even threads call a @no_grad() function, odd threads record, all at once."""
     silent = E.no_grad()(records)
-    results = run_threads(lambda index: {(silent if index % 2 == 0 else records)()
-                                         for _ in range(200)})
+    results = run_threads(
+        lambda index: {(silent if index % 2 == 0 else records)() for _ in range(200)}
+    )
     assert results == [{index % 2 == 1} for index in range(THREADS)]
     assert E.is_grad_enabled()
 

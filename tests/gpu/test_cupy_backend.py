@@ -13,8 +13,12 @@ from common.ops import OPS
 
 pytestmark = pytest.mark.skipif(not cuda_available(), reason="needs cupy and a CUDA GPU")
 
-CASES = [(name, i) for name, op in sorted(OPS.items()) if op.samples and op.kind != "control"
-         for i in range(len(op.samples(np.random.default_rng(0))))]
+CASES = [
+    (name, i)
+    for name, op in sorted(OPS.items())
+    if op.samples and op.kind != "control"
+    for i in range(len(op.samples(np.random.default_rng(0))))
+]
 
 
 def _sample(name, i):
@@ -84,8 +88,12 @@ def test_a_training_step_on_the_gpu_matches_numpy():
         x, t = S.placeholder((16, 20)), S.placeholder((16,), "int64")
         loss = F.cross_entropy(model(x), t)
         grads = S.grad(loss, params)
-        step = S.compile(loss, inputs=[x, t], backend=backend,
-                         updates={p: p - 0.1 * g for p, g in zip(params, grads)})
+        step = S.compile(
+            loss,
+            inputs=[x, t],
+            backend=backend,
+            updates={p: p - 0.1 * g for p, g in zip(params, grads)},
+        )
         rng = np.random.default_rng(3)
         xs, ts = rng.random((16, 20), np.float32), rng.integers(0, 4, 16)
         results.append([float(step(xs, ts)) for _ in range(5)])

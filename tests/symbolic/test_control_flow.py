@@ -44,17 +44,25 @@ def test_cond_matches_eager(name, pred, rng):
     p, a, b = S.placeholder((), "bool", name="p"), _f64((3,), "a"), _f64((3,), "b")
     out = F.cond(p, true_fn, false_fn, a, b)
     got = S.compile(list(leaves(out)), inputs=[p, a, b])(pred, a0, b0)
-    _assert_all_close(got, F.cond(E.tensor(pred), true_fn, false_fn, E.tensor(a0),
-                                  E.tensor(b0)))
+    _assert_all_close(got, F.cond(E.tensor(pred), true_fn, false_fn, E.tensor(a0), E.tensor(b0)))
 
 
 WHILE_LOOPS = {
-    "counter and carry": (lambda n: lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * 2.0),
-                          lambda x: (np.array(0), x)),
-    "halve until small": (lambda n: lambda c: F.max(F.abs(c)) > 0.1, lambda c: c * 0.5,
-                          lambda x: x),
-    "no iteration at all": (lambda n: lambda c: c[0] > n, lambda c: (c[0] + 1, c[1] + 1.0),
-                            lambda x: (np.array(0), x)),
+    "counter and carry": (
+        lambda n: lambda c: c[0] < n,
+        lambda c: (c[0] + 1, c[1] * 2.0),
+        lambda x: (np.array(0), x),
+    ),
+    "halve until small": (
+        lambda n: lambda c: F.max(F.abs(c)) > 0.1,
+        lambda c: c * 0.5,
+        lambda x: x,
+    ),
+    "no iteration at all": (
+        lambda n: lambda c: c[0] > n,
+        lambda c: (c[0] + 1, c[1] + 1.0),
+        lambda x: (np.array(0), x),
+    ),
 }
 
 
@@ -81,8 +89,10 @@ def _map_carry(carry, convert):
 
 SCANS = {
     "carry and ys": (lambda c, x: (c + x, c * x), lambda h: h),
-    "tuple carry": (lambda c, x: ((F.tanh(c[0] + x), c[1] + c[0] * c[0]), None),
-                    lambda h: (h, h * 0.0)),
+    "tuple carry": (
+        lambda c, x: ((F.tanh(c[0] + x), c[1] + c[0] * c[0]), None),
+        lambda h: (h, h * 0.0),
+    ),
     "tuple ys": (lambda c, x: (c * 0.5 + x, (F.sum(c), x * c)), lambda h: h),
 }
 
@@ -102,8 +112,9 @@ def test_scan_matches_eager(name, rng):
 def test_cond_runs_only_the_branch_taken():
     """An out-of-range label would fail one_hot: harmless while that branch is not taken."""
     p, labels = S.placeholder((), "bool", name="p"), S.placeholder((2,), "int64", name="labels")
-    out = F.cond(p, lambda lab: F.sum(F.one_hot(lab, 3)),
-                 lambda lab: F.sum(F.cast(lab, "float32")), labels)
+    out = F.cond(
+        p, lambda lab: F.sum(F.one_hot(lab, 3)), lambda lab: F.sum(F.cast(lab, "float32")), labels
+    )
     f = S.compile(out, inputs=[p, labels])
     assert f(False, np.array([7, 8])) == 15.0
     with pytest.raises(S.GraphRuntimeError, match="label 8 is out of range"):
@@ -130,8 +141,7 @@ def _check_gradients(loss, wrt, feeds, numeric_grad):
                 given[x.name] = value
         return float(f(**given))
 
-    start = [x.node.value.data.copy() if x.node.op == "variable" else feeds[x.name]
-             for x in wrt]
+    start = [x.node.value.data.copy() if x.node.op == "variable" else feeds[x.name] for x in wrt]
     try:
         expected = [numeric_grad(scalar, start, i) for i in range(len(wrt))]
     finally:
@@ -241,16 +251,22 @@ def test_cond_branches_of_different_types_are_refused(name):
 
 MISUSES = {
     "cond on a vector": (lambda x: F.cond(x > 0, lambda a: a, lambda a: a, x), r"F\.where"),
-    "scan changes the carry": (lambda x: F.scan(lambda c, t: (F.sum(c), None), x, x),
-                               r"scan: the step changes the carry"),
-    "scan step returns one value": (lambda x: F.scan(lambda c, t: c, x[0], x),
-                                    r"must return \(new_carry, y\)"),
-    "while body changes the carry": (lambda x: F.while_loop(lambda c: F.sum(c) < 1,
-                                                            lambda c: F.sum(c), x),
-                                     r"while_loop: the body changes the carry"),
-    "scan over an unknown length": (lambda x: F.scan(lambda c, t: (c, None), x,
-                                                     S.placeholder((None, 3))),
-                                    r"known leading \(time\) axis"),
+    "scan changes the carry": (
+        lambda x: F.scan(lambda c, t: (F.sum(c), None), x, x),
+        r"scan: the step changes the carry",
+    ),
+    "scan step returns one value": (
+        lambda x: F.scan(lambda c, t: c, x[0], x),
+        r"must return \(new_carry, y\)",
+    ),
+    "while body changes the carry": (
+        lambda x: F.while_loop(lambda c: F.sum(c) < 1, lambda c: F.sum(c), x),
+        r"while_loop: the body changes the carry",
+    ),
+    "scan over an unknown length": (
+        lambda x: F.scan(lambda c, t: (c, None), x, S.placeholder((None, 3))),
+        r"known leading \(time\) axis",
+    ),
 }
 
 

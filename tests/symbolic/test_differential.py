@@ -32,8 +32,9 @@ CASES_WITH_VJP = [c for c in CASES if c.values[0].vjp is not None]
 
 def _placeholders(args: tuple) -> list:
     """One placeholder per array argument, with its shape and dtype."""
-    return [S.placeholder(np.shape(a), np.asarray(a).dtype, name=f"arg{i}")
-            for i, a in enumerate(args)]
+    return [
+        S.placeholder(np.shape(a), np.asarray(a).dtype, name=f"arg{i}") for i, a in enumerate(args)
+    ]
 
 
 def _assert_identical(got, want, what: str) -> None:
@@ -46,8 +47,13 @@ def _assert_identical(got, want, what: str) -> None:
 
 def test_the_differential_covers_every_op_family():
     """A registry filter that went wrong would make every parametrized test vacuous."""
-    assert {c.values[0].kind for c in CASES} >= {"elementwise", "reduction", "shape", "linalg",
-                                                "nn"}
+    assert {c.values[0].kind for c in CASES} >= {
+        "elementwise",
+        "reduction",
+        "shape",
+        "linalg",
+        "nn",
+    }
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -130,8 +136,11 @@ def _broadcastable(a: tuple, b: tuple) -> bool:
 def _matmul_partners(shapes: list, i: int) -> list:
     """Values y for which x @ y.T is defined: same last axis, batch axes that broadcast."""
     x = shapes[i]
-    return [j for j, y in enumerate(shapes) if len(x) >= 1 and len(y) >= 2
-            and y[-1] == x[-1] and _broadcastable(x[:-2], y[:-2])]
+    return [
+        j
+        for j, y in enumerate(shapes)
+        if len(x) >= 1 and len(y) >= 2 and y[-1] == x[-1] and _broadcastable(x[:-2], y[:-2])
+    ]
 
 
 def _draw_step(draw, shapes: list) -> Step:
@@ -140,17 +149,22 @@ def _draw_step(draw, shapes: list) -> Step:
     ndim = len(shapes[i])
     kind = draw(st.sampled_from(["unary", "binary", "reduce", "reshape", "permute", "matmul"]))
     if kind == "binary":
-        j = draw(st.sampled_from([j for j, s in enumerate(shapes)
-                                  if _broadcastable(shapes[i], s)]))
+        j = draw(st.sampled_from([j for j, s in enumerate(shapes) if _broadcastable(shapes[i], s)]))
         name = draw(st.sampled_from(sorted(BINARY)))
         return Step(name, (i, j), BINARY[name])
     if kind == "reduce" and ndim:
         name = draw(st.sampled_from(sorted(REDUCTIONS)))
-        axis = draw(st.none() | st.integers(-ndim, ndim - 1)
-                    | st.lists(st.integers(0, ndim - 1), min_size=1, unique=True).map(tuple))
+        axis = draw(
+            st.none()
+            | st.integers(-ndim, ndim - 1)
+            | st.lists(st.integers(0, ndim - 1), min_size=1, unique=True).map(tuple)
+        )
         keepdims = draw(st.booleans())
-        return Step(f"{name}(axis={axis}, keepdims={keepdims})", (i,),
-                    lambda x: REDUCTIONS[name](x, axis, keepdims))
+        return Step(
+            f"{name}(axis={axis}, keepdims={keepdims})",
+            (i,),
+            lambda x: REDUCTIONS[name](x, axis, keepdims),
+        )
     if kind == "reshape" and ndim:
         shape = draw(st.sampled_from([(-1,), shapes[i][::-1], (1, *shapes[i]), (*shapes[i], 1)]))
         return Step(f"reshape{shape}", (i,), lambda x: x.reshape(shape))
@@ -172,7 +186,7 @@ def programs(draw) -> Program:
     base = draw(st.lists(st.integers(1, 3), max_size=3))
     shapes = []
     for _ in range(draw(st.integers(1, 3))):
-        suffix = base[draw(st.integers(0, len(base))):]
+        suffix = base[draw(st.integers(0, len(base))) :]
         shapes.append(tuple(1 if draw(st.booleans()) else d for d in suffix))
     dtype = draw(st.sampled_from(["float32", "float64"]))
     ghosts = [np.ones(s) for s in shapes]
@@ -193,8 +207,9 @@ def both_ways(program: Program, seed: int) -> tuple[list, list, list, list]:
     out = run(program, leaves)
     grads = E.grad(F.sum(out), leaves, allow_unused=True)
     # an input the output ignores has a zero gradient of its own dtype (E.grad says None)
-    want = [out.numpy()] + [np.zeros(x.shape, x.dtype) if g is None else g.numpy()
-                            for g, x in zip(grads, leaves)]
+    want = [out.numpy()] + [
+        np.zeros(x.shape, x.dtype) if g is None else g.numpy() for g, x in zip(grads, leaves)
+    ]
     inputs = _placeholders(arrays)
     out_symbol = run(program, inputs)
     return arrays, inputs, [out_symbol, *S.grad(F.sum(out_symbol), inputs)], want

@@ -36,8 +36,9 @@ BAD_SHAPES = {
     "mm of a vector": lambda x: F.mm(x, S.placeholder((4,))),
     "sum over a missing axis": lambda x: F.sum(x, axis=5),
     "mse_loss of transposed target": lambda x: F.mse_loss(x, S.placeholder((4, 3))),
-    "cross_entropy of 3-d logits": lambda x: F.cross_entropy(F.expand_dims(x, 0),
-                                                             S.placeholder((1,), "int64")),
+    "cross_entropy of 3-d logits": lambda x: F.cross_entropy(
+        F.expand_dims(x, 0), S.placeholder((1,), "int64")
+    ),
 }
 
 
@@ -52,10 +53,16 @@ def test_shape_error_at_build_time_names_the_users_line(name):
 
 BAD_BUILDS = {
     "grad of a non-scalar": (lambda x: S.grad(x * 2, x), OpError, r"not a single value"),
-    "grad w.r.t. ints": (lambda x: S.grad(F.sum(x), S.placeholder((3,), "int64")), OpError,
-                         r"only floating-point values have gradients"),
-    "float labels": (lambda x: F.cross_entropy(x, S.placeholder((3,), "float32")), DTypeError,
-                     r"labels must be integers"),
+    "grad w.r.t. ints": (
+        lambda x: S.grad(F.sum(x), S.placeholder((3,), "int64")),
+        OpError,
+        r"only floating-point values have gradients",
+    ),
+    "float labels": (
+        lambda x: F.cross_entropy(x, S.placeholder((3,), "float32")),
+        DTypeError,
+        r"labels must be integers",
+    ),
     "index out of range": (lambda x: x[5], OpError, r"out of bounds"),
 }
 
@@ -80,17 +87,31 @@ def test_augmented_assignment_on_a_symbol_builds_a_new_node():
 
 
 COMPILE_MISUSE = {
-    "unknown optimize level": (lambda x, v: S.compile(x, optimize=5), ValueError,
-                               r"optimize must be one of"),
-    "unknown pass": (lambda x, v: S.compile(x, disable=["no_such_pass"]), ValueError,
-                     r"no pass is named \['no_such_pass'\]"),
-    "update of a placeholder": (lambda x, v: S.compile(x, updates={x: x + 1}), TypeError,
-                                r"keys must be variables"),
-    "update changes the shape": (lambda x, v: S.compile(x, updates={v: x}), ValueError,
-                                 r"has shape \(3, 4\), but the variable has \(3,\)"),
-    "inputs= misses a placeholder": (lambda x, v: S.compile(x + S.placeholder((3, 4), name="y"),
-                                                            inputs=[x]),
-                                     S.FeedError, r"placeholder 'y', which inputs= does not"),
+    "unknown optimize level": (
+        lambda x, v: S.compile(x, optimize=5),
+        ValueError,
+        r"optimize must be one of",
+    ),
+    "unknown pass": (
+        lambda x, v: S.compile(x, disable=["no_such_pass"]),
+        ValueError,
+        r"no pass is named \['no_such_pass'\]",
+    ),
+    "update of a placeholder": (
+        lambda x, v: S.compile(x, updates={x: x + 1}),
+        TypeError,
+        r"keys must be variables",
+    ),
+    "update changes the shape": (
+        lambda x, v: S.compile(x, updates={v: x}),
+        ValueError,
+        r"has shape \(3, 4\), but the variable has \(3,\)",
+    ),
+    "inputs= misses a placeholder": (
+        lambda x, v: S.compile(x + S.placeholder((3, 4), name="y"), inputs=[x]),
+        S.FeedError,
+        r"placeholder 'y', which inputs= does not",
+    ),
 }
 
 
@@ -107,21 +128,39 @@ EXPECTED = "x f32[3, 4], labels i64[3]"  # how a FeedError lists the placeholder
 
 # (positional feeds, keyword feeds, what the error says, what else it must say)
 BAD_FEEDS = {
-    "missing": ((np.ones((3, 4)),), {}, r"missing a value for placeholder\(s\) labels",
-                EXPECTED),
-    "extra": ((np.ones((3, 4)), np.arange(3), np.ones(2)), {}, r"got 3 positional inputs",
-              EXPECTED),
-    "unknown name": ((np.ones((3, 4)),), {"label": np.arange(3)}, r"no placeholder is named",
-                     EXPECTED),
-    "fed twice": ((np.ones((3, 4)), np.arange(3)), {"x": np.ones((3, 4))}, r"'x' was fed twice",
-                  "by position and name"),
-    "wrong shape": ((np.ones((4, 3)), np.arange(3)), {}, r"'x' expects shape f32\[3, 4\]",
-                    "Fix:"),
+    "missing": ((np.ones((3, 4)),), {}, r"missing a value for placeholder\(s\) labels", EXPECTED),
+    "extra": (
+        (np.ones((3, 4)), np.arange(3), np.ones(2)),
+        {},
+        r"got 3 positional inputs",
+        EXPECTED,
+    ),
+    "unknown name": (
+        (np.ones((3, 4)),),
+        {"label": np.arange(3)},
+        r"no placeholder is named",
+        EXPECTED,
+    ),
+    "fed twice": (
+        (np.ones((3, 4)), np.arange(3)),
+        {"x": np.ones((3, 4))},
+        r"'x' was fed twice",
+        "by position and name",
+    ),
+    "wrong shape": ((np.ones((4, 3)), np.arange(3)), {}, r"'x' expects shape f32\[3, 4\]", "Fix:"),
     "wrong rank": ((np.ones(12), np.arange(3)), {}, r"'x' expects shape f32\[3, 4\]", "Fix:"),
-    "float labels": ((np.ones((3, 4)), np.ones(3)), {}, r"'labels' expects int64, got float64",
-                     "Fix:"),
-    "complex data": ((np.ones((3, 4), complex), np.arange(3)), {},
-                     r"'x' expects float32, got complex128", "Fix:"),
+    "float labels": (
+        (np.ones((3, 4)), np.ones(3)),
+        {},
+        r"'labels' expects int64, got float64",
+        "Fix:",
+    ),
+    "complex data": (
+        (np.ones((3, 4), complex), np.arange(3)),
+        {},
+        r"'x' expects float32, got complex128",
+        "Fix:",
+    ),
 }
 
 
@@ -151,6 +190,7 @@ def test_good_feeds_by_position_by_name_and_converted(feed_target):
 
 
 # ---- deferred values cannot be used as Python values ------------------------------------
+
 
 def _branch_on(x):
     if x:
@@ -187,13 +227,15 @@ def test_iterating_a_symbol_of_known_length_gives_its_rows():
 
 # ---- run-time failures: the op, the user's line, and no state change --------------------
 
+
 def test_kernel_failure_at_run_time_names_op_and_line():
     labels = S.placeholder((4,), "int64", name="labels")
     build = lambda: F.one_hot(labels, 3)  # one line: the error must cite it
     f = S.compile(build())
     np.testing.assert_array_equal(f(np.array([0, 1, 2, 0])).argmax(1), [0, 1, 2, 0])
-    with pytest.raises(S.GraphRuntimeError, match=r"one_hot failed.*label 3 is out of range"
-                       ) as info:
+    with pytest.raises(
+        S.GraphRuntimeError, match=r"one_hot failed.*label 3 is out of range"
+    ) as info:
         f(np.array([0, 1, 2, 3]))
     assert _built_here(build) in str(info.value)
     assert "<diptych plan" not in str(info.value)  # generated code is not the user's line
@@ -207,16 +249,19 @@ def _step_with_updates():
     labels = S.placeholder((3,), "int64", name="labels")
     free = S.placeholder(name="free")  # shape unknown until fed
     counts = F.sum(F.one_hot(labels, 3), axis=0)
-    step = S.compile(F.sum(a), inputs=[labels, free],
-                     updates={a: a + 1.0, b: b + counts, c: c + free})
+    step = S.compile(
+        F.sum(a), inputs=[labels, free], updates={a: a + 1.0, b: b + counts, c: c + free}
+    )
     return step, [a, b, c]
 
 
 FAILED_CALLS = {
     "feed error": ((np.ones(3), np.ones(3)), S.FeedError),
     "kernel error before the writes": ((np.array([0, 1, 7]), np.ones(3)), S.GraphRuntimeError),
-    "error while writing the updates": ((np.array([0, 1, 2]), np.ones((2, 3))),
-                                        S.GraphRuntimeError),
+    "error while writing the updates": (
+        (np.array([0, 1, 2]), np.ones((2, 3))),
+        S.GraphRuntimeError,
+    ),
 }
 
 
@@ -242,6 +287,7 @@ def test_an_update_that_cannot_be_written_names_its_variable():
 
 
 # ---- compile: outputs, source, report ------------------------------------------------------
+
 
 def test_single_output_gives_an_array_and_a_list_gives_a_list():
     x = S.placeholder((2, 3), name="x")
@@ -324,6 +370,7 @@ def test_trace_gives_the_graph_of_a_module():
 
 # ---- S.function ---------------------------------------------------------------------------
 
+
 def test_function_caches_per_signature_and_explains_retraces():
     power = S.function(lambda x, n: x**n, warn_after=10)
     x3 = np.full(3, 2.0, np.float32)
@@ -332,8 +379,10 @@ def test_function_caches_per_signature_and_explains_retraces():
     assert (power.retraces, power.traces) == (0, 1)
     np.testing.assert_array_equal(power(x3, 4), [16.0] * 3)
     assert power.retraces == 1
-    assert power.explanations == ["retraced because argument n changed 3 -> 4: a Python int "
-                                  "is baked into the graph; pass it as an array to avoid this"]
+    assert power.explanations == [
+        "retraced because argument n changed 3 -> 4: a Python int "
+        "is baked into the graph; pass it as an array to avoid this"
+    ]
     power(np.full(4, 2.0, np.float32), 4)
     power(np.full(4, 2.0), 4)
     assert power.explanations[1:] == [
@@ -353,8 +402,11 @@ def test_function_warns_once_retraces_reach_warn_after():
         warnings.simplefilter("error")  # no warning for the first trace and first retrace
         scale(x, 1)
         scale(x, 2)
-    with pytest.warns(UserWarning, match=r"retraced 2 times; last: retraced because argument "
-                                         r"k changed 2 -> 3"):
+    with pytest.warns(
+        UserWarning,
+        match=r"retraced 2 times; last: retraced because argument "
+        r"k changed 2 -> 3",
+    ):
         scale(x, 3)
 
 
@@ -369,6 +421,7 @@ def test_model_through_function_gives_eager_outputs(rng):
 
 # ---- parameters are shared storage ------------------------------------------------------------
 
+
 def test_updates_write_the_same_parameter_storage_eager_reads(rng):
     model = nn.Linear(3, 2)
     reference = copy.deepcopy(model)  # trained eagerly, by hand, for the expected weights
@@ -380,8 +433,7 @@ def test_updates_write_the_same_parameter_storage_eager_reads(rng):
     params = list(model.parameters())
     loss = F.mse_loss(model(x), t)
     grads = S.grad(loss, params)
-    step = S.compile(loss, inputs=[x, t],
-                     updates={p: p - 0.1 * g for p, g in zip(params, grads)})
+    step = S.compile(loss, inputs=[x, t], updates={p: p - 0.1 * g for p, g in zip(params, grads)})
     step(x0, t0)
 
     ref_params = list(reference.parameters())
@@ -395,6 +447,7 @@ def test_updates_write_the_same_parameter_storage_eager_reads(rng):
 
 
 # ---- shapes known only when fed: the same error eager gives --------------------------------
+
 
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_a_run_time_shape_mismatch_reads_like_eager_and_names_the_placeholders(level):

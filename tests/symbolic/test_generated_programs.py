@@ -48,12 +48,16 @@ class Program(NamedTuple):
 
     def __repr__(self) -> str:
         first = len(self.placeholders) + len(self.variables) + self.n_preds
-        lines = [f"Program({self.dtype}, placeholders {self.placeholders}, variables "
-                 f"{self.variables}, {self.n_preds} predicates)"]
+        lines = [
+            f"Program({self.dtype}, placeholders {self.placeholders}, variables "
+            f"{self.variables}, {self.n_preds} predicates)"
+        ]
         lines += [f"  %{first + k} = {s.label}{list(s.args)}" for k, s in enumerate(self.steps)]
-        lines.append(f"  loss = sum of sum(v * v) over {list(self.loss_terms)}; outputs "
-                     f"{list(self.outputs)}; gradients returned: {self.return_grads}; "
-                     f"updates skipped when p0: {self.skip_on}")
+        lines.append(
+            f"  loss = sum of sum(v * v) over {list(self.loss_terms)}; outputs "
+            f"{list(self.outputs)}; gradients returned: {self.return_grads}; "
+            f"updates skipped when p0: {self.skip_on}"
+        )
         return "\n".join(lines)
 
 
@@ -98,7 +102,8 @@ BRANCHES = {
     "reshape(a)": (lambda a, c: a.reshape(-1).reshape(a.shape), lambda sa, sc: len(sa) >= 1),
     "scan(a) ys": (  # a loop inside a branch: running sums of a along its first axis
         lambda a, c: F.scan(lambda h, x: (h + x * c, h), a[0] * 0.0, a)[1],
-        lambda sa, sc: len(sa) >= 1 and _fits(sc, sa[1:])),
+        lambda sa, sc: len(sa) >= 1 and _fits(sc, sa[1:]),
+    ),
 }
 
 # name -> (fn(c, x, w, p) -> (carry, y), applies(shape of w, step shape), has a y).
@@ -110,7 +115,9 @@ SCAN_BODIES = {
     "(c * 0.5 + x * w, sum(c))": (lambda c, x, w, p: (c * 0.5 + x * w, F.sum(c)), _fits, True),
     "(cond(p; c * w + x | c), x)": (  # a cond inside the loop, on an outer predicate
         lambda c, x, w, p: (F.cond(p, lambda c, x: c * w + x, lambda c, x: c, c, x), x),
-        _fits, True),
+        _fits,
+        True,
+    ),
 }
 
 # name -> (fn(c, w), applies(shape of w, shape of c)): the carry's update in a counted loop.
@@ -124,8 +131,7 @@ WHILE_BODIES = {
 def _read(draw, floats: list, variables: list) -> int:
     """A value a body reads from outside: often a variable, so that several bodies (and
     plain steps) share it; else often an intermediate, which has a buffer."""
-    return draw(st.sampled_from(variables) | st.sampled_from(floats[-2:])
-                | st.sampled_from(floats))
+    return draw(st.sampled_from(variables) | st.sampled_from(floats[-2:]) | st.sampled_from(floats))
 
 
 def _operand(draw, floats: list) -> int:
@@ -147,8 +153,7 @@ def _cond(draw, shapes, floats, variables, preds) -> Step:
     names = sorted(n for n, (_, applies) in BRANCHES.items() if applies(shapes[a], shapes[c]))
     names += ["a"]  # twice as likely: the pass-through
     n = draw(st.integers(1, 2))
-    (true_name, true_fn), (false_name, false_fn) = _branch(draw, names, n), _branch(
-        draw, names, n)
+    (true_name, true_fn), (false_name, false_fn) = _branch(draw, names, n), _branch(draw, names, n)
 
     def combined(out):  # two items: both read, added
         return out[0] + out[1] * 0.5 if isinstance(out, tuple) else out
@@ -158,11 +163,18 @@ def _cond(draw, shapes, floats, variables, preds) -> Step:
 
     label = f"cond({true_name} | {false_name}{'' if fixed is None else f'; p={fixed}'}"
     if draw(st.booleans()):  # c an operand of the cond
-        return Step(f"{label}; operands a, c)", (p, a, c),
-                    lambda p, a, c: combined(F.cond(pred(p), true_fn, false_fn, a, c)))
-    return Step(f"{label}; captures c)", (p, a, c),  # c captured
-                lambda p, a, c: combined(F.cond(pred(p), lambda a: true_fn(a, c),
-                                                lambda a: false_fn(a, c), a)))
+        return Step(
+            f"{label}; operands a, c)",
+            (p, a, c),
+            lambda p, a, c: combined(F.cond(pred(p), true_fn, false_fn, a, c)),
+        )
+    return Step(
+        f"{label}; captures c)",
+        (p, a, c),  # c captured
+        lambda p, a, c: combined(
+            F.cond(pred(p), lambda a: true_fn(a, c), lambda a: false_fn(a, c), a)
+        ),
+    )
 
 
 def _constant(draw, shapes, floats, dtype) -> Step:
@@ -175,9 +187,11 @@ def _constant(draw, shapes, floats, dtype) -> Step:
         return S.constant(array) if isinstance(like, S.Symbol) else E.tensor(array)
 
     name = draw(st.sampled_from(["a + k", "a * tanh(k)", "a + (k * 0.0 + 1.0)"]))
-    fn = {"a + k": lambda a: a + constant(a),
-          "a * tanh(k)": lambda a: a * F.tanh(constant(a)),
-          "a + (k * 0.0 + 1.0)": lambda a: a + (constant(a) * 0.0 + 1.0)}[name]
+    fn = {
+        "a + k": lambda a: a + constant(a),
+        "a * tanh(k)": lambda a: a * F.tanh(constant(a)),
+        "a + (k * 0.0 + 1.0)": lambda a: a + (constant(a) * 0.0 + 1.0),
+    }[name]
     return Step(f"{name} (k a constant)", (a,), fn)
 
 
@@ -187,11 +201,15 @@ def _scan(draw, shapes, floats, variables, preds) -> Step | None:
         return None
     xs, w = _operand(draw, sequences), _read(draw, floats, variables)
     shape = shapes[xs][1:]
-    name = draw(st.sampled_from(sorted(n for n, (_, applies, _) in SCAN_BODIES.items()
-                                       if applies(shapes[w], shape))))
+    name = draw(
+        st.sampled_from(
+            sorted(n for n, (_, applies, _) in SCAN_BODIES.items() if applies(shapes[w], shape))
+        )
+    )
     body, _, has_y = SCAN_BODIES[name]
-    init = draw(st.sampled_from(["xs[0]", "mean(xs, 0)"]
-                                + [i for i in floats if shapes[i] == shape]))
+    init = draw(
+        st.sampled_from(["xs[0]", "mean(xs, 0)"] + [i for i in floats if shapes[i] == shape])
+    )
     part = draw(st.sampled_from(["carry", "ys"] if has_y else ["carry"]))
 
     def fn(xs, w, p, *given):
@@ -205,13 +223,17 @@ def _scan(draw, shapes, floats, variables, preds) -> Step | None:
 
 def _while(draw, shapes, floats, variables) -> Step:
     a, w = _operand(draw, floats), _read(draw, floats, variables)
-    name = draw(st.sampled_from(sorted(n for n, (_, applies) in WHILE_BODIES.items()
-                                       if applies(shapes[w], shapes[a]))))
+    name = draw(
+        st.sampled_from(
+            sorted(n for n, (_, applies) in WHILE_BODIES.items() if applies(shapes[w], shapes[a]))
+        )
+    )
     body, n = WHILE_BODIES[name][0], draw(st.integers(0, 3))  # 0: the body never runs
 
     def fn(a, w):
-        _, c = F.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, body(c[1], w)),
-                            (np.array(0), a))
+        _, c = F.while_loop(
+            lambda c: c[0] < n, lambda c: (c[0] + 1, body(c[1], w)), (np.array(0), a)
+        )
         return c
 
     return Step(f"while_loop({name}, {n} times)", (a, w), fn)
@@ -229,19 +251,23 @@ def _shapes(draw) -> tuple[list, list]:
     base = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
 
     def one() -> tuple:
-        suffix = base[draw(st.integers(0, len(base))):]
+        suffix = base[draw(st.integers(0, len(base))) :]
         return tuple(1 if draw(st.booleans()) else d for d in suffix)
 
-    return ([one() for _ in range(draw(st.integers(1, 2)))],
-            [one() for _ in range(draw(st.integers(1, 3)))])
+    return (
+        [one() for _ in range(draw(st.integers(1, 2)))],
+        [one() for _ in range(draw(st.integers(1, 3)))],
+    )
 
 
 def _step(draw, kind: str, shapes, floats, variables, preds, dtype) -> Step:
     """A step of `kind`; a plain one (elementwise, reduction, view, matmul) if it has none."""
-    step = {"cond": lambda: _cond(draw, shapes, floats, variables, preds),
-            "scan": lambda: _scan(draw, shapes, floats, variables, preds),
-            "while": lambda: _while(draw, shapes, floats, variables),
-            "constant": lambda: _constant(draw, shapes, floats, dtype)}.get(kind, lambda: None)()
+    step = {
+        "cond": lambda: _cond(draw, shapes, floats, variables, preds),
+        "scan": lambda: _scan(draw, shapes, floats, variables, preds),
+        "while": lambda: _while(draw, shapes, floats, variables),
+        "constant": lambda: _constant(draw, shapes, floats, dtype),
+    }.get(kind, lambda: None)()
     if step is None:
         step = _draw_step(draw, [shapes[i] for i in floats])
         step = Step(step.label, tuple(floats[i] for i in step.args), step.fn)
@@ -255,7 +281,7 @@ def programs(draw) -> Program:
     dtype = draw(st.sampled_from(["float32", "float64"]))
     shapes = placeholders + variables + [()] * n_preds
     floats = list(range(len(placeholders) + len(variables)))
-    var_ids = floats[len(placeholders):]
+    var_ids = floats[len(placeholders) :]
     preds = list(range(len(floats), len(shapes)))
     first = len(shapes)  # the first step's value
     ghosts = [np.ones(s, dtype) for s in placeholders + variables] + [np.True_] * n_preds
@@ -281,8 +307,17 @@ def programs(draw) -> Program:
     loss_terms = tuple(sorted({last, *draw(st.lists(st.sampled_from(trainable), max_size=1))}))
     outputs = draw(st.lists(st.sampled_from(list(made)), max_size=2, unique=True))
     outputs = tuple(dict.fromkeys(outputs + sorted(forward_only)[-1:]))  # keep a while_loop
-    return Program(placeholders, variables, n_preds, dtype, steps, loss_terms, outputs,
-                   draw(st.booleans()), draw(st.booleans()))
+    return Program(
+        placeholders,
+        variables,
+        n_preds,
+        dtype,
+        steps,
+        loss_terms,
+        outputs,
+        draw(st.booleans()),
+        draw(st.booleans()),
+    )
 
 
 # ---- running a program eagerly, and compiled ----------------------------------------------
@@ -296,9 +331,13 @@ class Feeds(NamedTuple):
 def _feeds(program: Program, seed: int, flips: list) -> Feeds:
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=s).astype(program.dtype) for s in program.variables]
-    steps = [([rng.normal(size=s).astype(program.dtype) for s in program.placeholders],
-              [np.bool_(flips[(k * 2 + j) % len(flips)]) for j in range(program.n_preds)])
-             for k in range(STEPS)]
+    steps = [
+        (
+            [rng.normal(size=s).astype(program.dtype) for s in program.placeholders],
+            [np.bool_(flips[(k * 2 + j) % len(flips)]) for j in range(program.n_preds)],
+        )
+        for k in range(STEPS)
+    ]
     return Feeds(weights, steps)
 
 
@@ -312,11 +351,12 @@ def eager_steps(program: Program, feeds: Feeds) -> list:
         loss = loss_of(program, values)
         wrt = (inputs if program.return_grads else []) + leaves
         # a loss that reads no variable has no tape: every gradient is zero
-        grads = (E.grad(loss, wrt, allow_unused=True) if loss.requires_grad
-                 else [None] * len(wrt))
+        grads = E.grad(loss, wrt, allow_unused=True) if loss.requires_grad else [None] * len(wrt)
         grads = [np.zeros_like(x.numpy()) if g is None else g.numpy() for g, x in zip(grads, wrt)]
-        weights = [updated(program, E.tensor(w), E.tensor(g), E.tensor(ps[0])).numpy()
-                   for w, g in zip(weights, grads[len(wrt) - len(leaves):])]
+        weights = [
+            updated(program, E.tensor(w), E.tensor(g), E.tensor(ps[0])).numpy()
+            for w, g in zip(weights, grads[len(wrt) - len(leaves) :])
+        ]
         returned = [loss.numpy()] + [values[i].numpy() for i in program.outputs]
         results.append(returned + (grads if program.return_grads else []) + weights)
     return results
@@ -328,10 +368,13 @@ class Compiled(NamedTuple):
 
 
 def compile_steps(program: Program, configs: tuple = tuple(CONFIGS)) -> Compiled:
-    inputs = [S.placeholder(s, program.dtype, name=f"x{i}")
-              for i, s in enumerate(program.placeholders)]
-    variables = [S.variable(np.zeros(s), name=f"w{i}", dtype=program.dtype)
-                 for i, s in enumerate(program.variables)]
+    inputs = [
+        S.placeholder(s, program.dtype, name=f"x{i}") for i, s in enumerate(program.placeholders)
+    ]
+    variables = [
+        S.variable(np.zeros(s), name=f"w{i}", dtype=program.dtype)
+        for i, s in enumerate(program.variables)
+    ]
     preds = [S.placeholder((), "bool", name=f"p{i}") for i in range(program.n_preds)]
     values = evaluate(program, inputs + variables + preds)
     loss = loss_of(program, values)
@@ -339,10 +382,14 @@ def compile_steps(program: Program, configs: tuple = tuple(CONFIGS)) -> Compiled
     grads = S.grad(loss, wrt)
     outputs = [loss] + [values[i] for i in program.outputs]
     outputs += grads if program.return_grads else []
-    updates = {v: updated(program, v, g, preds[0])
-               for v, g in zip(variables, grads[len(wrt) - len(variables):])}
-    functions = {name: S.compile(outputs, inputs=inputs + preds, updates=updates,
-                                 **CONFIGS[name]) for name in configs}
+    updates = {
+        v: updated(program, v, g, preds[0])
+        for v, g in zip(variables, grads[len(wrt) - len(variables) :])
+    }
+    functions = {
+        name: S.compile(outputs, inputs=inputs + preds, updates=updates, **CONFIGS[name])
+        for name in configs
+    }
     return Compiled(functions, [v.node.value for v in variables])
 
 
@@ -353,8 +400,10 @@ def compiled_steps(compiled: Compiled, config: str, feeds: Feeds) -> list:
     results = []
     for xs, ps in feeds.steps:
         returned = compiled.functions[config](*xs, *ps)
-        results.append([np.asarray(r).copy() for r in returned]
-                       + [storage.data.copy() for storage in compiled.variables])
+        results.append(
+            [np.asarray(r).copy() for r in returned]
+            + [storage.data.copy() for storage in compiled.variables]
+        )
     return results
 
 
@@ -385,8 +434,11 @@ def _record_events(compiled: Compiled) -> None:
             event(f"has {kind}")
 
 
-@given(program=programs(), seed=st.integers(0, 2**32 - 1),
-       flips=st.lists(st.booleans(), min_size=1, max_size=4))
+@given(
+    program=programs(),
+    seed=st.integers(0, 2**32 - 1),
+    flips=st.lists(st.booleans(), min_size=1, max_size=4),
+)
 def test_training_steps_agree_across_engines_and_levels(program, seed, flips):
     """optimize=0 runs eager's kernels in eager's order: the first step's loss and outputs
     are equal bit for bit. Gradients may add the same terms in another order (eager runs a
@@ -414,14 +466,22 @@ def _exercised(program: Program) -> bool:
     a scan."""
     graph = compile_steps(program, ("optimize=2",)).functions["optimize=2"].graph
     plan, names = graph.memory, {n.op_name for n in graph.ops}
-    return (any(n.startswith("fused_") for n in names) and bool(plan.in_place)
-            and len(plan.buffers) < len(plan.assignment) and {"cond", "scan"} <= names)
+    return (
+        any(n.startswith("fused_") for n in names)
+        and bool(plan.in_place)
+        and len(plan.buffers) < len(plan.assignment)
+        and {"cond", "scan"} <= names
+    )
 
 
 def test_the_generator_reaches_fusion_memory_planning_and_control_flow():
     """A generator that never produced what the passes act on would make the test above
     vacuous; the statistics (`--hypothesis-show-statistics`) show how often each happens."""
-    found = find(programs(), _exercised, settings=settings(
-        max_examples=500, database=None, derandomize=True, phases=[Phase.generate]))
+    found = find(
+        programs(),
+        _exercised,
+        settings=settings(
+            max_examples=500, database=None, derandomize=True, phases=[Phase.generate]
+        ),
+    )
     assert _exercised(found)
-

@@ -16,19 +16,27 @@ from common.nn.parameter import Parameter
 
 def _params(seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
-    return [Parameter(rng.standard_normal((3, 2)).astype(np.float32), name="w"),
-            Parameter(rng.standard_normal((2,)).astype(np.float32), name="unused")]
+    return [
+        Parameter(rng.standard_normal((3, 2)).astype(np.float32), name="w"),
+        Parameter(rng.standard_normal((2,)).astype(np.float32), name="unused"),
+    ]
 
 
 def _batches(n: int) -> list:
     rng = np.random.default_rng(1)
-    return [(rng.standard_normal((4, 3)).astype(np.float32),
-             rng.standard_normal((4, 2)).astype(np.float32)) for _ in range(n)]
+    return [
+        (
+            rng.standard_normal((4, 3)).astype(np.float32),
+            rng.standard_normal((4, 2)).astype(np.float32),
+        )
+        for _ in range(n)
+    ]
 
 
 TORCH = {
-    "sgd_momentum_decay": lambda ps, torch: torch.optim.SGD(ps, lr=0.1, momentum=0.9,
-                                                            weight_decay=0.01),
+    "sgd_momentum_decay": lambda ps, torch: torch.optim.SGD(
+        ps, lr=0.1, momentum=0.9, weight_decay=0.01
+    ),
     "adam": lambda ps, torch: torch.optim.Adam(ps, lr=0.01, weight_decay=0.01),
 }
 OPTIMIZERS = {
@@ -75,8 +83,7 @@ def test_an_unused_parameter_stays_put_in_both_engines(kind):
 
     np.testing.assert_array_equal(eager_params[1].data, unused_before)
     np.testing.assert_array_equal(symbolic_params[1].data, unused_before)
-    np.testing.assert_allclose(symbolic_params[0].data, eager_params[0].data, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(symbolic_params[0].data, eager_params[0].data, rtol=1e-5, atol=1e-6)
     assert not np.array_equal(eager_params[0].data, _params()[0].data)  # the used one moved
     expected = _torch_weights(kind)  # torch: the oracle; it skips a parameter whose grad is None
     np.testing.assert_array_equal(expected[1], unused_before)
@@ -117,8 +124,14 @@ def test_creation_dtype_is_the_same_in_both_engines_and_torch(case, maker):
     assert str(torch.tensor(value).dtype) == f"torch.{expected}"
 
 
-PROMOTIONS = [("float32", "int64"), ("float32", "float64"), ("int32", "int64"),
-              ("float16", "float32"), ("bool", "float32"), ("int64", "bool")]
+PROMOTIONS = [
+    ("float32", "int64"),
+    ("float32", "float64"),
+    ("int32", "int64"),
+    ("float16", "float32"),
+    ("bool", "float32"),
+    ("int64", "bool"),
+]
 
 
 @pytest.mark.parametrize("op", ["add", "mul", "pow"])
@@ -128,8 +141,7 @@ def test_tensor_tensor_promotion_is_numpy2_in_both_engines(left, right, op):
     expected = np.result_type(a, b)  # numpy 2: float32 ** int64 -> float64 (torch: float32)
     if op == "pow" and expected == np.bool_:
         return
-    apply = {"add": lambda x, y: x + y, "mul": lambda x, y: x * y,
-             "pow": lambda x, y: x**y}[op]
+    apply = {"add": lambda x, y: x + y, "mul": lambda x, y: x * y, "pow": lambda x, y: x**y}[op]
     assert apply(E.tensor(a), E.tensor(b)).dtype == expected
     x, y = S.placeholder((2,), left, name="x"), S.placeholder((2,), right, name="y")
     out = apply(x, y)
@@ -152,7 +164,8 @@ def test_python_scalars_are_weak_in_both_engines(dtype, scalar):
 
 
 def test_placeholders_are_named_after_their_variables():
-    a = S.placeholder(); b = S.placeholder()  # noqa: E702  (the README's own line)
+    a = S.placeholder()
+    b = S.placeholder()  # noqa: E702  (the README's own line)
     c = (a**2 + b**2) ** 0.5
     assert (a.name, b.name) == ("a", "b")
     assert c(a=3, b=4) == 5.0
@@ -189,7 +202,8 @@ def test_names_are_deterministic():
 
 
 def test_an_unknown_keyword_lists_the_names_that_exist():
-    a = S.placeholder(); b = S.placeholder()  # noqa: E702
+    a = S.placeholder()
+    b = S.placeholder()  # noqa: E702
     c = a * b
     with pytest.raises(S.FeedError, match=r"no placeholder is named 'z'.*a f32\[\?\], b f32"):
         c(z=3, b=4)

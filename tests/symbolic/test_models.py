@@ -114,16 +114,23 @@ BATCH = 64
 def _digits_mlp() -> nn.Module:
     """Seeded: the accuracy bar must not depend on which tests drew random numbers first."""
     gen = np.random.default_rng(0)
-    return nn.Sequential(nn.Linear(64, 128, generator=gen), nn.ReLU(),
-                         nn.Linear(128, 64, generator=gen), nn.ReLU(),
-                         nn.Linear(64, 10, generator=gen))
+    return nn.Sequential(
+        nn.Linear(64, 128, generator=gen),
+        nn.ReLU(),
+        nn.Linear(128, 64, generator=gen),
+        nn.ReLU(),
+        nn.Linear(64, 10, generator=gen),
+    )
 
 
 def _fixed_batches(ds, epochs: int) -> list:
     """The same batches for both engines: shuffled once per epoch from a fixed seed."""
     gen = np.random.default_rng(1)
-    return [b for _ in range(epochs)
-            for b in data.batches(ds.x_train, ds.y_train, BATCH, generator=gen, drop_last=True)]
+    return [
+        b
+        for _ in range(epochs)
+        for b in data.batches(ds.x_train, ds.y_train, BATCH, generator=gen, drop_last=True)
+    ]
 
 
 def _train_eager(model, batches) -> list:
@@ -145,8 +152,9 @@ def _symbolic_train_step(model) -> S.CompiledFunction:
     loss = F.cross_entropy(model(x), labels)
     params = list(model.parameters())
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
-    return S.compile(loss, inputs=[x, labels],
-                     updates=S.optimizer_updates(opt, S.grad(loss, params)))
+    return S.compile(
+        loss, inputs=[x, labels], updates=S.optimizer_updates(opt, S.grad(loss, params))
+    )
 
 
 def _accuracy(model, ds) -> float:
@@ -170,7 +178,8 @@ def test_digits_mlp_trains_the_same_eagerly_and_compiled():
     for xb, yb in batches[100:]:  # a few more epochs, compiled only
         step(xb, yb)
     assert all(p.data is s for p, s in zip(symbolic_model.parameters(), storages)), (
-        "the compiled step must write the parameters' own storage")
+        "the compiled step must write the parameters' own storage"
+    )
     assert _accuracy(symbolic_model, ds) >= 0.95
 
 
@@ -193,7 +202,7 @@ def _rnn_eager(cell, xs, cotangent):
     for b, length in enumerate(LENGTHS):
         h = E.zeros(1, HIDDEN)
         for t in range(length):
-            h = cell(E.tensor(xs[t, b:b + 1]), h)
+            h = cell(E.tensor(xs[t, b : b + 1]), h)
         finals.append(h)
     h_final = F.concat(finals, axis=0)
     grads = E.grad((h_final * cotangent).sum(), list(cell.parameters()))
@@ -236,6 +245,7 @@ def test_rnn_scan_of_a_single_sequence_equals_its_loop(length, rng):
     for t in range(length):
         h = cell(E.tensor(xs0[t]), h)
     x = S.placeholder((length, 1, D), name="xs")
-    h_final, _ = F.scan(lambda h, x_t: (cell(x_t, h), None),
-                        S.constant(np.zeros((1, HIDDEN), np.float32)), x)
+    h_final, _ = F.scan(
+        lambda h, x_t: (cell(x_t, h), None), S.constant(np.zeros((1, HIDDEN), np.float32)), x
+    )
     np.testing.assert_allclose(h_final(xs0), h.numpy(), rtol=1e-6, atol=1e-7)

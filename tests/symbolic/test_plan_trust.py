@@ -20,8 +20,20 @@ LEVELS = (0, 1, 2)
 
 # ---- item 3: every float value the plan needs round-trips --------------------------------
 
-SPECIAL = [float("inf"), -float("inf"), float("nan"), -0.0, 1e-45, 3.4e38, 0.1,
-           np.float64(2.0), np.float32(0.1), np.float16(65504), np.int64(2**40), True]
+SPECIAL = [
+    float("inf"),
+    -float("inf"),
+    float("nan"),
+    -0.0,
+    1e-45,
+    3.4e38,
+    0.1,
+    np.float64(2.0),
+    np.float32(0.1),
+    np.float16(65504),
+    np.int64(2**40),
+    True,
+]
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -42,7 +54,7 @@ def test_a_fed_nan_learning_rate_trains_to_nan_without_crashing():
     w = S.variable(np.ones(3, "f4"), name="w")
     x = S.placeholder((3,), name="x")
     loss = F.sum(x * w)
-    g, = S.grad(loss, [w])
+    (g,) = S.grad(loss, [w])
     step = S.compile(loss, inputs=[x], updates={w: w - float("nan") * g})
     step(np.ones(3, "f4"))
     assert np.isnan(w.value.data).all()
@@ -50,10 +62,18 @@ def test_a_fed_nan_learning_rate_trains_to_nan_without_crashing():
 
 # ---- item 6: no user text runs ------------------------------------------------------------
 
-HOSTILE = ["w\n    __import__('os').system('touch {marker}')  #",
-           "w\r__import__('os').system('touch {marker}')",
-           "w'); __import__('os').system('touch {marker}'); ('",
-           "x²", "名前", "a#b", "", "\x00\x1b[31m", "w\u2028import os", "n" * 10_000]
+HOSTILE = [
+    "w\n    __import__('os').system('touch {marker}')  #",
+    "w\r__import__('os').system('touch {marker}')",
+    "w'); __import__('os').system('touch {marker}'); ('",
+    "x²",
+    "名前",
+    "a#b",
+    "",
+    "\x00\x1b[31m",
+    "w\u2028import os",
+    "n" * 10_000,
+]
 
 
 def _hostile_names(tmp_path):
@@ -94,8 +114,9 @@ def test_a_hostile_source_file_name_never_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "pwned"
     path = tmp_path / "model\nopen('pwned', 'w')\n#.py"  # goes into `# file:line` comments
-    path.write_text("def build(S, F):\n    x = S.placeholder((3,), name='x')\n"
-                    "    return x, F.tanh(x) * 2\n")
+    path.write_text(
+        "def build(S, F):\n    x = S.placeholder((3,), name='x')\n    return x, F.tanh(x) * 2\n"
+    )
     spec = importlib.util.spec_from_file_location("hostile_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -107,6 +128,7 @@ def test_a_hostile_source_file_name_never_runs(tmp_path, monkeypatch):
 
 
 # ---- item 7: indexing by arrays ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_symbolic_indexing_with_integer_and_boolean_arrays(level):
@@ -123,7 +145,7 @@ def test_embedding_runs_on_a_placeholder_and_trains():
     before = embedding.weight.data.copy()
     ids = S.placeholder((3,), "int64", name="ids")
     loss = F.sum(embedding(ids))
-    g, = S.grad(loss, [embedding.weight])
+    (g,) = S.grad(loss, [embedding.weight])
     step = S.compile(loss, inputs=[ids], updates={embedding.weight: embedding.weight - g})
     out = step(np.array([1, 1, 4]))
     assert out == pytest.approx(before[[1, 1, 4]].sum(), rel=1e-5)
@@ -134,6 +156,7 @@ def test_embedding_runs_on_a_placeholder_and_trains():
 
 
 # ---- item 15: a returned array is never the caller's ------------------------------------
+
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_outputs_never_alias_inputs_weights_or_constants(level):
@@ -156,6 +179,7 @@ def test_outputs_never_alias_inputs_weights_or_constants(level):
 
 
 # ---- item 2: concurrent calls -------------------------------------------------------------
+
 
 def test_eight_threads_calling_one_compiled_function_get_sequential_results():
     model = nn.Sequential(nn.Linear(64, 128), nn.Tanh(), nn.Linear(128, 64))
@@ -182,6 +206,7 @@ def test_eight_threads_calling_one_compiled_function_get_sequential_results():
 
 
 # ---- items 16 and 17: what a plan holds, and when ------------------------------------------
+
 
 def _chain(n):
     x = S.placeholder((4,), name="x")
@@ -222,4 +247,3 @@ def test_compiling_over_a_huge_placeholder_allocates_nothing_until_called():
     x = S.placeholder((1_000_000, 1_000_000), name="x")  # 4 TB per planned value
     f = S.compile(F.tanh(x * 2.0 + 1.0) * 3.0, inputs=[x], optimize=2, disable=["fusion"])
     assert f.graph.memory.planned_bytes >= 4e12
-

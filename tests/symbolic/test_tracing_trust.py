@@ -21,6 +21,7 @@ HERE = "test_tracing_trust.py"
 
 # ---- module mode is part of the signature --------------------------------------------------
 
+
 def _dropout_model() -> nn.Module:
     return nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
 
@@ -90,6 +91,7 @@ def test_report_before_the_first_call_says_to_call_first():
 
 # ---- concurrent first calls ----------------------------------------------------------------
 
+
 def _slow_square(x):
     _slow_square.runs += 1  # Python runs only while tracing
     time.sleep(0.05)  # keeps the threads' traces overlapping
@@ -132,6 +134,7 @@ def test_concurrent_first_calls_of_different_signatures_each_trace(rng):
 
 
 # ---- the cache is bounded ------------------------------------------------------------------
+
 
 def test_cache_keeps_at_most_max_cache_graphs_and_says_why_it_filled():
     step = S.function(lambda x, lr: x * lr, optimize=0, warn_after=10**6)

@@ -18,15 +18,23 @@ RTOL, ATOL = 1e-6, 1e-8  # gradients vs central differences in float64 (conftest
 
 def _counter(x, w, n, const, max_iterations=None):
     """n iterations of h <- tanh(h * w + x): reads a weight and an outer value."""
-    _, h = F.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, F.tanh(c[1] * w + x)),
-                        (const(np.array(0)), x * 0.5), max_iterations=max_iterations)
+    _, h = F.while_loop(
+        lambda c: c[0] < n,
+        lambda c: (c[0] + 1, F.tanh(c[1] * w + x)),
+        (const(np.array(0)), x * 0.5),
+        max_iterations=max_iterations,
+    )
     return F.sum(h * np.array([1.0, -2.0, 0.5]))
 
 
 def _grow_until_large(x, w, n, const, max_iterations=None):
     """A trip count that depends on the data: grow h until its norm passes 20."""
-    h = F.while_loop(lambda h: F.sum(h * h) < 400.0, lambda h: h * 1.5 + w * 0.1, x,
-                     max_iterations=max_iterations)
+    h = F.while_loop(
+        lambda h: F.sum(h * h) < 400.0,
+        lambda h: h * 1.5 + w * 0.1,
+        x,
+        max_iterations=max_iterations,
+    )
     return F.sum(F.tanh(h * 0.1))
 
 
@@ -35,25 +43,36 @@ def _tuple_carry(x, w, n, const, max_iterations=None):
         i, h, acc = c
         return i + 1, F.tanh(h + w), acc + h * h
 
-    _, h, acc = F.while_loop(lambda c: c[0] < n, body, (const(np.array(0)), x, x * 0.0),
-                             max_iterations=max_iterations)
+    _, h, acc = F.while_loop(
+        lambda c: c[0] < n, body, (const(np.array(0)), x, x * 0.0), max_iterations=max_iterations
+    )
     return F.sum(h) + F.sum(acc * w)
 
 
 def _in_a_cond(x, w, n, const, max_iterations=None):
     """The loop inside a branch: the cond's gradient differentiates the loop."""
+
     def loop(a):
-        return F.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * w + 0.1),
-                            (const(np.array(0)), a), max_iterations=max_iterations)[1]
+        return F.while_loop(
+            lambda c: c[0] < n,
+            lambda c: (c[0] + 1, c[1] * w + 0.1),
+            (const(np.array(0)), a),
+            max_iterations=max_iterations,
+        )[1]
 
     return F.sum(F.cond(F.sum(x) > 0, loop, lambda a: a * a, x) * x)
 
 
 def _in_a_scan(x, w, n, const, max_iterations=None):
     """A loop in each step of a scan: the reverse scan differentiates the loop."""
+
     def step(h, t):
-        _, h = F.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, F.tanh(c[1] * w + t)),
-                            (const(np.array(0)), h), max_iterations=max_iterations)
+        _, h = F.while_loop(
+            lambda c: c[0] < n,
+            lambda c: (c[0] + 1, F.tanh(c[1] * w + t)),
+            (const(np.array(0)), h),
+            max_iterations=max_iterations,
+        )
         return h, None
 
     h, _ = F.scan(step, x, F.stack([x, x * w]))
@@ -62,19 +81,30 @@ def _in_a_scan(x, w, n, const, max_iterations=None):
 
 def _in_a_while(x, w, n, const, max_iterations=None):
     """A loop in a loop's body: n outer iterations of i inner ones (i the outer count)."""
+
     def outer(c):
-        inner = F.while_loop(lambda d: d[0] < c[0], lambda d: (d[0] + 1, F.tanh(d[1] * w)),
-                             (const(np.array(0)), c[1] + x), max_iterations=max_iterations)
+        inner = F.while_loop(
+            lambda d: d[0] < c[0],
+            lambda d: (d[0] + 1, F.tanh(d[1] * w)),
+            (const(np.array(0)), c[1] + x),
+            max_iterations=max_iterations,
+        )
         return c[0] + 1, inner[1]
 
-    _, h = F.while_loop(lambda c: c[0] < n, outer, (const(np.array(0)), x),
-                        max_iterations=max_iterations)
+    _, h = F.while_loop(
+        lambda c: c[0] < n, outer, (const(np.array(0)), x), max_iterations=max_iterations
+    )
     return F.sum(h * h)
 
 
-LOOPS = {"counter": _counter, "grow until large": _grow_until_large,
-         "tuple carry": _tuple_carry, "in a cond": _in_a_cond, "in a scan": _in_a_scan,
-         "in a while": _in_a_while}
+LOOPS = {
+    "counter": _counter,
+    "grow until large": _grow_until_large,
+    "tuple carry": _tuple_carry,
+    "in a cond": _in_a_cond,
+    "in a scan": _in_a_scan,
+    "in a while": _in_a_while,
+}
 TRIPS = [0, 1, 4]  # iterations the counting loops run
 
 
@@ -135,8 +165,10 @@ def _check(name, n, max_iterations, seed, numeric_grad):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("name, n", [(name, n) for name in sorted(LOOPS)
-                                     for n in ([0] if name == "grow until large" else TRIPS)])
+@pytest.mark.parametrize(
+    "name, n",
+    [(name, n) for name in sorted(LOOPS) for n in ([0] if name == "grow until large" else TRIPS)],
+)
 def test_while_loop_gradient(name, n, seed, numeric_grad):
     _check(name, n, None, seed, numeric_grad)
 
@@ -144,8 +176,11 @@ def test_while_loop_gradient(name, n, seed, numeric_grad):
 def test_the_data_dependent_trip_count_varies():
     """The case above runs a different number of iterations for different inputs."""
     x = S.placeholder((3,), "float64", name="x")
-    count = F.while_loop(lambda c: F.sum(c[1] * c[1]) < 400.0,
-                         lambda c: (c[0] + 1, c[1] * 1.5 + 0.1), (S.constant(np.array(0)), x))[0]
+    count = F.while_loop(
+        lambda c: F.sum(c[1] * c[1]) < 400.0,
+        lambda c: (c[0] + 1, c[1] * 1.5 + 0.1),
+        (S.constant(np.array(0)), x),
+    )[0]
     trips = {int(count(np.full(3, v))) for v in (0.1, 1.0, 5.0, 30.0)}
     assert len(trips) == 4 and 0 in trips
 
@@ -176,9 +211,11 @@ def test_bounded_data_dependent_loop_gradient(numeric_grad):
 @pytest.mark.parametrize("max_iterations", [0, 1, 3, 10])
 def test_max_iterations_stops_the_loop_in_both_engines(max_iterations):
     """As TF's maximum_iterations: the loop stops there even if the test still holds."""
+
     def count(init):
-        return F.while_loop(lambda c: c < 5.0, lambda c: c + 1.0, init,
-                            max_iterations=max_iterations)
+        return F.while_loop(
+            lambda c: c < 5.0, lambda c: c + 1.0, init, max_iterations=max_iterations
+        )
 
     x = S.placeholder((), "float64", name="x")
     assert float(count(E.tensor(np.array(0.0))).numpy()) == min(max_iterations, 5)
@@ -197,8 +234,12 @@ def test_max_iterations_must_be_a_count(bad):
 
 def _loss(x, t, w, max_iterations):
     """Three refinement steps of h, then a squared error: the weight is read in the body."""
-    _, h = F.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, F.tanh(c[1] @ w) + x),
-                        (np.array(0), x), max_iterations=max_iterations)
+    _, h = F.while_loop(
+        lambda c: c[0] < 3,
+        lambda c: (c[0] + 1, F.tanh(c[1] @ w) + x),
+        (np.array(0), x),
+        max_iterations=max_iterations,
+    )
     return F.mean((h - t) ** 2)
 
 
@@ -219,8 +260,9 @@ def test_training_step_through_a_while_loop_matches_eager(max_iterations):
     x, t = S.placeholder((4, 3), "float64", name="x"), S.placeholder((4, 3), "float64", name="t")
     loss = _loss(x, t, symbolic_w, max_iterations)
     sopt = optim.SGD([symbolic_w], lr=0.1, momentum=0.9)
-    step = S.compile(loss, inputs=[x, t],
-                     updates=S.optimizer_updates(sopt, S.grad(loss, sopt.params)))
+    step = S.compile(
+        loss, inputs=[x, t], updates=S.optimizer_updates(sopt, S.grad(loss, sopt.params))
+    )
     for xb, tb in batches:
         step(xb, tb)
 

@@ -40,8 +40,11 @@ def expected_nodes(graph) -> int:
 
 
 def graphs_of(fn, stage):
-    return {"traced": [fn.traced_graph], "optimized": [fn.graph],
-            "both": [fn.traced_graph, fn.graph]}[stage]
+    return {
+        "traced": [fn.traced_graph],
+        "optimized": [fn.graph],
+        "both": [fn.traced_graph, fn.graph],
+    }[stage]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,13 @@ def test_every_zoo_model_in_every_stage(name, stage, compiled, drawn):
     texts = set(picture.texts)
     for g in graphs:
         for n in g.nodes:
-            assert (n.name if n.op in ("placeholder", "variable") else
-                    f"fused kernel {0}" if fused(n) else n.op_name) in texts or n.op == "constant"
+            assert (
+                n.name
+                if n.op in ("placeholder", "variable")
+                else f"fused kernel {0}"
+                if fused(n)
+                else n.op_name
+            ) in texts or n.op == "constant"
         for i in range(len(g.outputs)):
             assert any(t.startswith(f"output {i}") or f", {i} :" in t for t in texts)
     assert all(f"fused kernel {k}" in texts for k in range(n_fused if stage != "both" else 0))

@@ -15,8 +15,7 @@ from symbolic.visualize import diff_graphs, pass_dots
 
 def stage_diffs(fn) -> dict:
     stages = fn.report.stages
-    return {s.stage: diff_graphs(stages[i - 1].graph, s.graph)
-            for i, s in enumerate(stages) if i}
+    return {s.stage: diff_graphs(stages[i - 1].graph, s.graph) for i, s in enumerate(stages) if i}
 
 
 @pytest.fixture
@@ -35,8 +34,9 @@ def small():
 
 def test_each_pass_is_found_doing_what_it_reports(small):
     diffs = stage_diffs(small)
-    assert list(diffs.values()) and all(d.ghosts == [] for name, d in diffs.items()
-                                        if name in ("constant_folding", "memory"))
+    assert list(diffs.values()) and all(
+        d.ghosts == [] for name, d in diffs.items() if name in ("constant_folding", "memory")
+    )
     replaced = diffs["simplify"]
     assert [n.op_name for n in replaced.ghosts] == ["pow"]
     assert list(replaced.how.values()) == ["replaced"]
@@ -82,8 +82,9 @@ def test_the_timeline_draws_ghosts_and_new_nodes(small, drawn):
 
 def test_render_passes_writes_a_folder_or_one_page(small, tmp_path, drawn):
     written = V.render_passes(small, tmp_path / "passes")
-    assert [p.name for p in written] == [f"{i:02d}_{s.stage}.svg"
-                                         for i, s in enumerate(small.report.stages)]
+    assert [p.name for p in written] == [
+        f"{i:02d}_{s.stage}.svg" for i, s in enumerate(small.report.stages)
+    ]
     assert all(p.read_text().lstrip().startswith("<?xml") for p in written)
     (page,) = V.render_passes(small, tmp_path / "passes.html")
     text = page.read_text()

@@ -90,8 +90,9 @@ def test_the_animation_beside_the_static_graph(tmp_path):
     path = pictures.animate_model(model, tmp_path / "neuron.gif", *model.test_sizes)
     module = model.build(model.test_sizes[1], 0)
     tensors = pictures._eager_inputs(model, *model.test_sizes, 0)
-    steps = EV.record_tape(lambda *ts: model.loss_and_outputs(module, list(ts), True)[0],
-                           *tensors.values()).steps
+    steps = EV.record_tape(
+        lambda *ts: model.loss_and_outputs(module, list(ts), True)[0], *tensors.values()
+    ).steps
     with Image.open(path) as gif:
         assert gif.n_frames == len(steps)
         assert gif.width > 1.5 * gif.height or gif.width > 900  # two panels
@@ -120,13 +121,27 @@ def test_the_graph_command(tmp_path, capsys):
     out = tmp_path / "g.svg"
     assert run("graph", "two_layer_net", "--stage", "both", "-o", str(out)) == 0
     assert "cluster_stage_traced" in out.read_text()
-    assert run("graph", "neuron", "--format", "png", "-o", str(tmp_path / "n.png"),
-               "--collapse", "--memory", str(tmp_path / "m.png")) == 0
+    assert (
+        run(
+            "graph",
+            "neuron",
+            "--format",
+            "png",
+            "-o",
+            str(tmp_path / "n.png"),
+            "--collapse",
+            "--memory",
+            str(tmp_path / "m.png"),
+        )
+        == 0
+    )
     assert (tmp_path / "n.png").exists() and (tmp_path / "m.png").exists()
     assert run("graph", "neuron", "--passes", "-o", str(tmp_path / "passes")) == 0
     assert len(list((tmp_path / "passes").glob("*.svg"))) == 7
-    assert run("graph", "neuron", "--what", "train", "--format", "dot",
-               "-o", str(tmp_path / "t.dot")) == 0
+    assert (
+        run("graph", "neuron", "--what", "train", "--format", "dot", "-o", str(tmp_path / "t.dot"))
+        == 0
+    )
     assert "update" in (tmp_path / "t.dot").read_text()
     assert "wrote" in capsys.readouterr().out
     assert run("graph", "no_such_model") == 2

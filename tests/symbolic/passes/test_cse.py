@@ -26,38 +26,66 @@ MERGES = {
     "same op and literal": Case(lambda x, y: x * 2.0 - x * 2.0, {"mul": 1, "sub": 1}, 0, 4),
     "chains merge all the way up": Case(
         lambda x, y: F.tanh(F.exp(x) + y) * F.tanh(F.exp(x) + y),
-        {"exp": 1, "add": 1, "tanh": 1, "mul": 1}, 0, 6),
-    "same params": Case(lambda x, y: F.sum(x, axis=1) + F.sum(x, axis=1), {"sum": 1, "add": 1},
-                        0, 4),
+        {"exp": 1, "add": 1, "tanh": 1, "mul": 1},
+        0,
+        6,
+    ),
+    "same params": Case(
+        lambda x, y: F.sum(x, axis=1) + F.sum(x, axis=1), {"sum": 1, "add": 1}, 0, 4
+    ),
     "equal small constants": Case(
         lambda x, y: x * S.constant(np.arange(3.0)) + y * S.constant(np.arange(3.0)),
-        {"mul": 2, "add": 1}, 1, 6),
+        {"mul": 2, "add": 1},
+        1,
+        6,
+    ),
     "equal constants, then equal ops on them": Case(
         lambda x, y: x + F.exp(S.constant(np.ones(3))) + F.exp(S.constant(np.ones(3))),
-        {"exp": 1, "add": 2}, 1, 6),
+        {"exp": 1, "add": 2},
+        1,
+        6,
+    ),
 }
 
 KEPT_APART = {
     "different params": Case(
         lambda x, y: F.sum(x, axis=0, keepdims=True) + F.sum(x, axis=1, keepdims=True),
-        {"sum": 2, "add": 1}, 0, 5),
+        {"sum": 2, "add": 1},
+        0,
+        5,
+    ),
     "different literals": Case(lambda x, y: x * 2.0 + x * 3.0, {"mul": 2, "add": 1}, 0, 5),
     "different inputs": Case(lambda x, y: F.exp(x) + F.exp(y), {"exp": 2, "add": 1}, 0, 5),
     "argument order matters": Case(lambda x, y: (x - y) * (y - x), {"sub": 2, "mul": 1}, 0, 5),
     "different constant values": Case(
         lambda x, y: x * S.constant([1.0, 2.0, 3.0]) + x * S.constant([1.0, 2.0, 4.0]),
-        {"mul": 2, "add": 1}, 2, 7),
+        {"mul": 2, "add": 1},
+        2,
+        7,
+    ),
     "same values, different dtypes": Case(
         lambda x, y: x * S.constant(np.ones(3, np.float32)) + x * S.constant(np.ones(3)),
-        {"mul": 2, "add": 1}, 2, 7),
+        {"mul": 2, "add": 1},
+        2,
+        7,
+    ),
     "0.0 and -0.0": Case(
-        lambda x, y: x * S.constant(np.zeros(3, np.float32))
-        + x * S.constant(np.full(3, -0.0, np.float32)),
-        {"mul": 2, "add": 1}, 2, 7),
+        lambda x, y: (
+            x * S.constant(np.zeros(3, np.float32)) + x * S.constant(np.full(3, -0.0, np.float32))
+        ),
+        {"mul": 2, "add": 1},
+        2,
+        7,
+    ),
     "large constants are not compared": Case(
-        lambda x, y: F.sum(S.constant(np.ones(SMALL_CONSTANT + 1, np.float32))) * x
-        + F.sum(S.constant(np.ones(SMALL_CONSTANT + 1, np.float32))) * y,
-        {"sum": 2, "mul": 2, "add": 1}, 2, 9),
+        lambda x, y: (
+            F.sum(S.constant(np.ones(SMALL_CONSTANT + 1, np.float32))) * x
+            + F.sum(S.constant(np.ones(SMALL_CONSTANT + 1, np.float32))) * y
+        ),
+        {"sum": 2, "mul": 2, "add": 1},
+        2,
+        9,
+    ),
 }
 
 
@@ -99,8 +127,10 @@ def test_the_later_node_is_replaced_by_the_earlier():
     first, second = F.exp(x), F.exp(x)
     graph = S.Graph([x.node], [(first + second).node])
     merged, changes = eliminate_common_subexpressions(graph)
-    assert changes == [f"merged {second.node.label} = exp({x.node.label}) : f32[3]  "
-                       f"# {second.node.source.split(': ')[0]} into {first.node.label}"]
+    assert changes == [
+        f"merged {second.node.label} = exp({x.node.label}) : f32[3]  "
+        f"# {second.node.source.split(': ')[0]} into {first.node.label}"
+    ]
     (add,) = [n for n in merged.ops if n.op_name == "add"]
     assert add.inputs[0] is first.node and add.inputs[1] is first.node
 

@@ -49,8 +49,12 @@ def test_unused_computations_and_gradients_are_removed_and_reported():
     dead = {n.label for n in traced.nodes} - {n.label for n in needed}
 
     # the unused exp and sum, d/dw2's matmul and d/db's unbroadcast
-    assert {n.op_name for n in traced.nodes if n.label in dead} >= {"exp", "sum", "matmul",
-                                                                     "sum_to_like"}
+    assert {n.op_name for n in traced.nodes if n.label in dead} >= {
+        "exp",
+        "sum",
+        "matmul",
+        "sum_to_like",
+    }
     kept_in_order = [n.label for n in traced.nodes if n.label not in dead]
     assert [n.label for n in f.graph.nodes] == kept_in_order
     (stage,) = [s for s in f.report.stages if s.stage == "dce"]

@@ -63,27 +63,37 @@ CASES = {
     "chain": Case(lambda x, y: F.tanh(F.exp(x * 2.0) + 1.0), {"fused": 1}, [4]),
     "two inputs": Case(lambda x, y: F.sqrt(x * x + y * y), {"fused": 1}, [4]),
     "diamond": Case(lambda x, y: (F.exp(x) + 1.0) * (F.exp(x) - y), {"fused": 1}, [5]),
-    "broadcast input": Case(lambda x, y: F.sigmoid(x * y + 1.0), {"fused": 1}, [3],
-                            ((8, 16), (1, 16))),
+    "broadcast input": Case(
+        lambda x, y: F.sigmoid(x * y + 1.0), {"fused": 1}, [3], ((8, 16), (1, 16))
+    ),
     "a value read outside ends the group": Case(
-        _outside_and_inside, {"exp": 1, "fused": 1, "sum": 1}, [2]),
+        _outside_and_inside, {"exp": 1, "fused": 1, "sum": 1}, [2]
+    ),
     "an output ends the group": Case(_output_inside, {"fused": 2}, [2, 2]),
-    "a path through matmul": Case(_round_trip_through_matmul,
-                                  {"tanh": 1, "matmul": 1, "fused": 1}, [2],
-                                  ((8, 16), (16, 16))),
-    "matmul is not fused": Case(lambda x, y: F.relu((x * 2.0) @ F.transpose(y) + 1.0),
-                                {"mul": 1, "permute": 1, "matmul": 1, "fused": 1}, [2]),
-    "reductions are not fused": Case(lambda x, y: F.softmax(x * 2.0 - y),  # read by max
-                                     {"fused": 2, "max": 1, "stop_gradient": 1, "sum": 1,
-                                      "div": 1}, [2, 2]),
+    "a path through matmul": Case(
+        _round_trip_through_matmul, {"tanh": 1, "matmul": 1, "fused": 1}, [2], ((8, 16), (16, 16))
+    ),
+    "matmul is not fused": Case(
+        lambda x, y: F.relu((x * 2.0) @ F.transpose(y) + 1.0),
+        {"mul": 1, "permute": 1, "matmul": 1, "fused": 1},
+        [2],
+    ),
+    "reductions are not fused": Case(
+        lambda x, y: F.softmax(x * 2.0 - y),  # read by max
+        {"fused": 2, "max": 1, "stop_gradient": 1, "sum": 1, "div": 1},
+        [2, 2],
+    ),
     "one_hot is not fused": Case(
         lambda x, y: F.one_hot(S.constant(np.arange(8) % 16), 16) * 2.0 + x,
-        {"one_hot": 1, "fused": 1}, [2]),
+        {"one_hot": 1, "fused": 1},
+        [2],
+    ),
     "different shapes do not fuse": Case(
-        lambda x, y: F.exp(x) + F.tanh(F.sum(y, axis=0) * 2.0),
-        {"fused": 2, "sum": 1}, [2, 2]),
-    "a lone op is left alone": Case(lambda x, y: F.sum(F.exp(x)) * y, {"exp": 1, "sum": 1,
-                                                                        "mul": 1}, []),
+        lambda x, y: F.exp(x) + F.tanh(F.sum(y, axis=0) * 2.0), {"fused": 2, "sum": 1}, [2, 2]
+    ),
+    "a lone op is left alone": Case(
+        lambda x, y: F.sum(F.exp(x)) * y, {"exp": 1, "sum": 1, "mul": 1}, []
+    ),
 }
 
 
@@ -172,8 +182,11 @@ def test_the_report_names_the_fused_ops_and_the_expression():
     (stage,) = [s for s in f.report.stages if s.stage == "fusion"]
     assert (stage.nodes_before, stage.nodes_after) == (6, 3)
     (line,) = stage.changes
-    assert re.match(r"^fused %\d+ mul, %\d+ mul, %\d+ add, %\d+ sqrt into %\d+ fused_\d+: "
-                    r"sqrt\(\(\(x0 \* x0\) \+ \(x1 \* x1\)\)\)$", line), line
+    assert re.match(
+        r"^fused %\d+ mul, %\d+ mul, %\d+ add, %\d+ sqrt into %\d+ fused_\d+: "
+        r"sqrt\(\(\(x0 \* x0\) \+ \(x1 \* x1\)\)\)$",
+        line,
+    ), line
     assert f"    {line}" in str(f.report)
     (node,) = f.graph.ops
     assert f"k_{node.op.name}(xp, " in f.source  # the plan calls the one kernel
@@ -194,6 +207,7 @@ def test_a_fused_node_keeps_every_members_source_line():
 
 
 # ---- values on large inputs: the chunked threads and the numba loops both run ----------
+
 
 def _gelu(x):
     return 0.5 * x * (1.0 + F.tanh(0.7978845608 * (x + 0.044715 * x**3)))
@@ -223,8 +237,13 @@ def test_large_values_and_gradients_equal_optimize_0(name, disable, rng):
     for call in range(2):  # the first call builds the kernels, the second reuses them
         for k, (got, expected) in enumerate(zip(f(*arrays), want, strict=True)):
             scale = max(1.0, float(np.abs(expected).max()))
-            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=LARGE_ATOL * scale,
-                                       err_msg=f"call {call}, output {k}")
+            np.testing.assert_allclose(
+                got,
+                expected,
+                rtol=RTOL,
+                atol=LARGE_ATOL * scale,
+                err_msg=f"call {call}, output {k}",
+            )
 
 
 # ---- a training step: fused updates write into the weights' next values ----------------
@@ -241,30 +260,42 @@ def _mlp_step(params: dict, optimize: int, disable=()):
     loss = F.cross_entropy(hidden @ weights["w2"] + weights["b2"], labels)
     grads = S.grad(loss, list(weights.values()))
     updates = {w: w - 0.05 * g for w, g in zip(weights.values(), grads)}
-    step = S.compile(loss, inputs=[x, labels], updates=updates, optimize=optimize,
-                     disable=disable)
+    step = S.compile(loss, inputs=[x, labels], updates=updates, optimize=optimize, disable=disable)
     return step, {k: w.node.value for k, w in weights.items()}
 
 
 @pytest.mark.parametrize("disable", [["memory"], []], ids=["fusion", "fusion+memory"])
 def test_three_training_steps_equal_optimize_0(disable, rng):
-    params = {"w1": rng.normal(size=(IN, HIDDEN)) * 0.05, "b1": np.zeros(HIDDEN),
-              "w2": rng.normal(size=(HIDDEN, CLASSES)) * 0.05, "b2": np.zeros(CLASSES)}
+    params = {
+        "w1": rng.normal(size=(IN, HIDDEN)) * 0.05,
+        "b1": np.zeros(HIDDEN),
+        "w2": rng.normal(size=(HIDDEN, CLASSES)) * 0.05,
+        "b2": np.zeros(CLASSES),
+    }
     params = {k: v.astype(np.float32) for k, v in params.items()}
     assert params["w1"].size > 2 * fusion.SMALL
     reference, ref_weights = _mlp_step(params, optimize=0)
     fused, weights = _mlp_step(params, optimize=2, disable=disable)
-    large = [n for n in fused.graph.ops if n.op_name.startswith("fused_")
-             and int(np.prod(n.shape)) > fusion.SMALL]
+    large = [
+        n
+        for n in fused.graph.ops
+        if n.op_name.startswith("fused_") and int(np.prod(n.shape)) > fusion.SMALL
+    ]
     assert large, "no fused group is large enough for the multi-threaded and numba paths"
     for step in range(3):
         x = rng.normal(size=(BATCH, IN)).astype(np.float32)
         labels = rng.integers(0, CLASSES, BATCH)
-        np.testing.assert_allclose(fused(x, labels), reference(x, labels), rtol=RTOL,
-                                   err_msg=f"loss at step {step}")
+        np.testing.assert_allclose(
+            fused(x, labels), reference(x, labels), rtol=RTOL, err_msg=f"loss at step {step}"
+        )
         for k, storage in weights.items():
-            np.testing.assert_allclose(storage.data, ref_weights[k].data, rtol=RTOL,
-                                       atol=ATOL, err_msg=f"{k} after step {step}")
+            np.testing.assert_allclose(
+                storage.data,
+                ref_weights[k].data,
+                rtol=RTOL,
+                atol=ATOL,
+                err_msg=f"{k} after step {step}",
+            )
     assert not np.allclose(weights["w1"].data, params["w1"])  # the updates did run
 
 
@@ -282,11 +313,17 @@ def test_groups_below_the_size_threshold_stay_unfused(monkeypatch):
 # ---- every dtype a group can have, at the real size threshold ---------------------------
 
 DTYPE_CASES = {  # name: (input dtype, graph, what runs the fused group)
-    "float16": ("float16", lambda x: F.tanh(x) * x + 1.0,
-                "numpy-chunked (numba has no float16 arithmetic)"),
+    "float16": (
+        "float16",
+        lambda x: F.tanh(x) * x + 1.0,
+        "numpy-chunked (numba has no float16 arithmetic)",
+    ),
     "float64": ("float64", lambda x: F.sqrt(x * x + 1.0) * x, "numba"),
-    "int32": ("int32", lambda x: F.where(F.logical_and(x > 0, x < 5), x * 2, x),
-              "numba"),  # the comparisons fuse (to bool); int arithmetic stays unfused
+    "int32": (
+        "int32",
+        lambda x: F.where(F.logical_and(x > 0, x < 5), x * 2, x),
+        "numba",
+    ),  # the comparisons fuse (to bool); int arithmetic stays unfused
     "bool": ("bool", lambda x: F.logical_not(F.logical_and(x, F.logical_not(x))), "numba"),
 }
 

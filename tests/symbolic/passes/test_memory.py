@@ -48,8 +48,11 @@ def check_plan(graph: Graph, plan: MemoryPlan) -> None:
         assert size >= int(np.prod(node.shape)) and dtype == node.dtype.name
         first, last = plan.lifetimes[node_id]
         assert first == pos[node_id] <= last <= len(graph.nodes)
-        readers = [pos[n.id] for n in graph.nodes
-                   if any(isinstance(a, Node) and root[a.id].id == node_id for a in n.inputs)]
+        readers = [
+            pos[n.id]
+            for n in graph.nodes
+            if any(isinstance(a, Node) and root[a.id].id == node_id for a in n.inputs)
+        ]
         assert last >= max(readers, default=first), f"{node.label} freed before a read"
     for node_id, victim in plan.in_place.items():
         assert plan.assignment[node_id] == plan.assignment[victim]
@@ -59,16 +62,18 @@ def check_plan(graph: Graph, plan: MemoryPlan) -> None:
         assert all(root[a.id].id != victim for a in others), "in place under a view of it"
     ordered = sorted(plan.assignment, key=lambda n: pos[n])
     for i, a in enumerate(ordered):  # values sharing a buffer never live at the same time
-        for b in ordered[i + 1:]:
+        for b in ordered[i + 1 :]:
             if plan.assignment[a] == plan.assignment[b]:
                 handed_over = plan.in_place.get(b) == a
                 assert plan.lifetimes[a][1] < plan.lifetimes[b][0] or handed_over, (
                     f"{by_id[a].label} and {by_id[b].label} share buffer "
-                    f"{plan.assignment[a]} while both alive")
+                    f"{plan.assignment[a]} while both alive"
+                )
     assert plan.planned_bytes <= plan.intermediate_bytes
 
 
 # ---- the plan is data --------------------------------------------------------------------
+
 
 class Refusal(NamedTuple):
     build: Callable  # placeholders (and a variable) -> outputs
@@ -88,18 +93,27 @@ def _output_input(x):
 
 
 REFUSALS = {
-    "a placeholder": Refusal(lambda x, w: F.sum(F.exp(x)), [(8, 8)],
-                             r"input is a caller's array \(placeholder\)"),
-    "a variable": Refusal(lambda x, w: F.sum(F.tanh(w * 2.0) + x), [(8, 8)],
-                          r"input is a caller's array \(variable\)"),
-    "still read later": Refusal(lambda x, w: _still_read(x), [(8, 8)],
-                                r"input still read at step \d+"),
-    "a view": Refusal(lambda x, w: F.sum(F.tanh(F.reshape(F.exp(x), (64,)))), [(8, 8)],
-                      r"input is a view \(reshape\) of %\d+"),
-    "another shape": Refusal(lambda x, w: F.sum(F.exp(x) + F.exp(x * x) @ w), [(8, 1)],
-                             r"input differs in shape or dtype", (1, 8)),
-    "an output": Refusal(lambda x, w: _output_input(x), [(8, 8)],
-                         r"input has no planned buffer"),
+    "a placeholder": Refusal(
+        lambda x, w: F.sum(F.exp(x)), [(8, 8)], r"input is a caller's array \(placeholder\)"
+    ),
+    "a variable": Refusal(
+        lambda x, w: F.sum(F.tanh(w * 2.0) + x), [(8, 8)], r"input is a caller's array \(variable\)"
+    ),
+    "still read later": Refusal(
+        lambda x, w: _still_read(x), [(8, 8)], r"input still read at step \d+"
+    ),
+    "a view": Refusal(
+        lambda x, w: F.sum(F.tanh(F.reshape(F.exp(x), (64,)))),
+        [(8, 8)],
+        r"input is a view \(reshape\) of %\d+",
+    ),
+    "another shape": Refusal(
+        lambda x, w: F.sum(F.exp(x) + F.exp(x * x) @ w),
+        [(8, 1)],
+        r"input differs in shape or dtype",
+        (1, 8),
+    ),
+    "an output": Refusal(lambda x, w: _output_input(x), [(8, 8)], r"input has no planned buffer"),
 }
 
 
@@ -138,17 +152,20 @@ def test_the_plan_is_plain_data_with_a_summary():
 
 def test_the_report_lists_each_in_place_decision():
     x = S.placeholder((16, 32), name="x")
-    f = S.compile(F.sum(F.tanh(F.exp(x) @ F.transpose(F.exp(x)))), inputs=[x], optimize=2,
-                  disable=["fusion"])
+    f = S.compile(
+        F.sum(F.tanh(F.exp(x) @ F.transpose(F.exp(x)))), inputs=[x], optimize=2, disable=["fusion"]
+    )
     (stage,) = [s for s in f.report.stages if s.stage == "memory"]
     plan = f.graph.memory
     assert stage.changes[0] == plan.summary()
-    assert stage.changes[1:] == [f"%{n} writes in place into %{v}"
-                                 for n, v in plan.in_place.items()]
+    assert stage.changes[1:] == [
+        f"%{n} writes in place into %{v}" for n, v in plan.in_place.items()
+    ]
     assert plan.in_place  # tanh overwrites the matmul's dying output
 
 
 # ---- reuse -------------------------------------------------------------------------------
+
 
 def _long_chain(x):
     """Over 70 values, each read by the next two steps: only a few are alive at once."""
@@ -165,8 +182,11 @@ def _square_matmuls(x):
     return F.sum(h)
 
 
-@pytest.mark.parametrize("build, most_buffers", [(_long_chain, 4), (_square_matmuls, 3)],
-                         ids=["elementwise chain", "matmul chain"])
+@pytest.mark.parametrize(
+    "build, most_buffers",
+    [(_long_chain, 4), (_square_matmuls, 3)],
+    ids=["elementwise chain", "matmul chain"],
+)
 def test_dead_buffers_are_reused(build, most_buffers):
     graph, plan = _planned(build, [(32, 32)])
     check_plan(graph, plan)
@@ -230,8 +250,11 @@ def test_a_view_read_late_keeps_its_buffer_alive(rng):
     plan, pos = f.graph.memory, _position(f.graph)
     check_plan(f.graph, plan)
     (a_node,) = [n for n in f.graph.nodes if n.op_name == "exp"]
-    last_reader = max(pos[n.id] for n in f.graph.nodes
-                      if any(getattr(i, "op_name", "") == "permute" for i in n.inputs))
+    last_reader = max(
+        pos[n.id]
+        for n in f.graph.nodes
+        if any(getattr(i, "op_name", "") == "permute" for i in n.inputs)
+    )
     assert plan.lifetimes[a_node.id][1] >= last_reader
     want = S.compile(out, inputs=[x], optimize=0)
     for _ in range(3):
@@ -248,15 +271,16 @@ def test_no_op_writes_in_place_into_a_buffer_another_input_views(rng):
     out = F.sum(F.tanh(t + F.transpose(t)) * 2.0, axis=0)
     f = S.compile(out, inputs=[x], optimize=2)
     check_plan(f.graph, f.graph.memory)
-    (fused,) = [n for n in f.graph.ops if any(getattr(a, "op_name", "") == "permute"
-                                               for a in n.inputs)]
+    (fused,) = [
+        n for n in f.graph.ops if any(getattr(a, "op_name", "") == "permute" for a in n.inputs)
+    ]
     assert fused.id not in f.graph.memory.in_place
     # either refused for the view, or (reading a transposed layout) given no buffer at all
     assert fused.id not in f.graph.memory.assignment or any(
-        node == fused.id and "view" in reason for node, _, reason in f.graph.memory.refused)
+        node == fused.id and "view" in reason for node, _, reason in f.graph.memory.refused
+    )
     feed = rng.normal(size=(n, n)).astype(np.float32)
-    np.testing.assert_allclose(f(feed), S.compile(out, inputs=[x], optimize=0)(feed),
-                               rtol=RTOL)
+    np.testing.assert_allclose(f(feed), S.compile(out, inputs=[x], optimize=0)(feed), rtol=RTOL)
 
 
 # ---- arrays that alias a variable ---------------------------------------------------------
@@ -274,9 +298,12 @@ ALIASES = {
     "a returned variable": Alias(lambda w, v: ([w], {w: w * 2.0}), [W0], np.zeros((2, 2))),
     "a returned view of a variable": Alias(
         lambda w, v: ([F.transpose(w), F.reshape(w, (4,))], {w: w * 2.0}),
-        [W0.T, W0.reshape(4)], np.zeros((2, 2))),
+        [W0.T, W0.reshape(4)],
+        np.zeros((2, 2)),
+    ),
     "an update that views an updated variable": Alias(
-        lambda w, v: ([F.sum(w)], {w: w * 2.0, v: F.transpose(w)}), [W0.sum()], W0.T),
+        lambda w, v: ([F.sum(w)], {w: w * 2.0, v: F.transpose(w)}), [W0.sum()], W0.T
+    ),
 }
 
 
@@ -298,6 +325,7 @@ def test_values_that_alias_a_variable_are_read_before_any_update(name):
 
 # ---- values over repeated calls ----------------------------------------------------------
 
+
 def _mlp(x, weights):
     h = x
     for w in weights[:-1]:
@@ -318,8 +346,9 @@ def test_forward_and_backward_equal_optimize_0_call_after_call(disable, rng):
     for call in range(3):  # the same buffers, refilled by every call
         feed = rng.normal(size=(256, 256)).astype(np.float32)
         for k, (got, expected) in enumerate(zip(f(feed), want(feed), strict=True)):
-            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL,
-                                       err_msg=f"call {call}, output {k}")
+            np.testing.assert_allclose(
+                got, expected, rtol=RTOL, atol=ATOL, err_msg=f"call {call}, output {k}"
+            )
 
 
 @pytest.mark.parametrize("disable", [["fusion"], []], ids=["memory", "fusion+memory"])
@@ -334,8 +363,13 @@ def test_training_steps_equal_optimize_0(disable, rng):
         x, t = S.placeholder((64, 400), name="x"), S.placeholder((64, 10), name="t")
         loss = F.mse_loss(_mlp(x, weights), t)
         grads = S.grad(loss, weights)
-        step = S.compile(loss, inputs=[x, t], optimize=optimize, disable=disable,
-                         updates={w: w - 0.1 * g for w, g in zip(weights, grads)})
+        step = S.compile(
+            loss,
+            inputs=[x, t],
+            optimize=optimize,
+            disable=disable,
+            updates={w: w - 0.1 * g for w, g in zip(weights, grads)},
+        )
         return step, [w.node.value for w in weights]
 
     planned, weights = compile_step(2, disable)
@@ -344,11 +378,13 @@ def test_training_steps_equal_optimize_0(disable, rng):
     for step in range(3):
         x = rng.normal(size=(64, 400)).astype(np.float32)
         t = rng.normal(size=(64, 10)).astype(np.float32)
-        np.testing.assert_allclose(planned(x, t), reference(x, t), rtol=RTOL,
-                                   err_msg=f"loss at step {step}")
+        np.testing.assert_allclose(
+            planned(x, t), reference(x, t), rtol=RTOL, err_msg=f"loss at step {step}"
+        )
         for k, (w, r) in enumerate(zip(weights, ref_weights)):
-            np.testing.assert_allclose(w.data, r.data, rtol=RTOL, atol=1e-6,
-                                       err_msg=f"w{k} after step {step}")
+            np.testing.assert_allclose(
+                w.data, r.data, rtol=RTOL, atol=1e-6, err_msg=f"w{k} after step {step}"
+            )
     assert not np.allclose(weights[0].data, init[0])
 
 
@@ -356,8 +392,9 @@ def test_a_deep_mlp_plans_far_fewer_bytes_than_its_intermediates(rng):
     """8 layers of 512, batch 256, forward and backward: most activations and gradients die
     early, so a handful of buffers holds them all."""
     x = S.placeholder((256, 512), name="x")
-    weights = [S.variable(rng.normal(size=(512, 512)) / np.sqrt(512), name=f"w{i}")
-               for i in range(8)]
+    weights = [
+        S.variable(rng.normal(size=(512, 512)) / np.sqrt(512), name=f"w{i}") for i in range(8)
+    ]
     loss = F.mean(_mlp(x, weights) ** 2)
     f = S.compile([loss, *S.grad(loss, weights)], inputs=[x], optimize=2)
     plan = f.graph.memory
@@ -391,8 +428,13 @@ def _two_conds_step(optimize: int, disable: tuple = ()) -> tuple:
     y = F.cond(q, lambda v: v + e, lambda v: v, y)
     loss = F.sum(y * y)
     grads = S.grad(loss, [a, b, e])
-    step = S.compile([loss], inputs=[x, p, q], optimize=optimize, disable=disable,
-                     updates={v: v - 0.01 * g for v, g in zip((a, b, e), grads)})
+    step = S.compile(
+        [loss],
+        inputs=[x, p, q],
+        optimize=optimize,
+        disable=disable,
+        updates={v: v - 0.01 * g for v, g in zip((a, b, e), grads)},
+    )
     return step, [v.node.value for v in (a, b, e)]
 
 
@@ -421,9 +463,11 @@ PASS_THROUGHS = {
     "cond, a view": lambda h, w: F.cond(F.sum(w) > 0, F.transpose, lambda a: a * w, h),
     "cond, a captured value": lambda h, w: F.cond(F.sum(w) > 0, lambda a: h, F.tanh, h * 2.0),
     "while_loop, no step": lambda h, w: F.while_loop(
-        lambda c: c[0] < 0, lambda c: (c[0] + 1, c[1] * w), (np.array(0), h))[1],
+        lambda c: c[0] < 0, lambda c: (c[0] + 1, c[1] * w), (np.array(0), h)
+    )[1],
     "while_loop, carry kept": lambda h, w: F.while_loop(
-        lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1]), (np.array(0), h))[1],
+        lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1]), (np.array(0), h)
+    )[1],
     "scan, carry kept": lambda h, w: F.scan(lambda c, t: (c, t * w), h, F.stack([w, w]))[0],
     "scan, carry from xs": lambda h, w: F.scan(lambda c, t: (t, c), w, F.stack([h, h]))[0],
     "scan, xs as ys": lambda h, w: F.scan(lambda c, t: (c * w, t), w, F.stack([h, h]))[1][1],

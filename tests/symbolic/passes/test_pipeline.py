@@ -67,8 +67,9 @@ def test_every_pass_has_work_in_the_example():
 @pytest.mark.parametrize("skipped", pass_names())
 def test_a_disabled_pass_is_skipped(skipped):
     f = _compile(optimize=2, disable=[skipped])
-    assert [s.stage for s in f.report.stages] == ["trace"] + [n for n in pass_names()
-                                                              if n != skipped]
+    assert [s.stage for s in f.report.stages] == ["trace"] + [
+        n for n in pass_names() if n != skipped
+    ]
     reference = _compile(optimize=0)
     feed = np.array([0.5, -1.0, 2.0], np.float32)
     np.testing.assert_allclose(f(feed), reference(feed), rtol=1e-6)
@@ -141,10 +142,14 @@ def test_the_report_prints_as_a_table_naming_every_pass():
     for stage in f.report.stages:
         m = rows[stage.stage]
         assert (int(m.group(2)), int(m.group(3)), int(m.group(5))) == (
-            stage.nodes_before, stage.nodes_after, len(stage.changes))
+            stage.nodes_before,
+            stage.nodes_after,
+            len(stage.changes),
+        )
         assert all(f"    {change}" in lines for change in stage.changes[:20])
     plan = [line for line in lines if line.startswith("plan: ")]
-    assert len(plan) == 1 and re.match(r"^plan: \d+ lines of Python, compiled in \d+\.\d ms$",
-                                       plan[0])
+    assert len(plan) == 1 and re.match(
+        r"^plan: \d+ lines of Python, compiled in \d+\.\d ms$", plan[0]
+    )
     for op in f.report.fused_kernels:  # then each fused kernel with its generated source
         assert f"{op.name}: {op.doc}" in text and op.kernel.source.splitlines()[0] in text

@@ -50,29 +50,40 @@ FIRES = {
     "int x ** 0.5 -> sqrt in f64": Case("strength_reduction", lambda x: x**0.5, [I32], ["sqrt"]),
     "--x": Case("double_negation", lambda x: F.neg(-x), [F32], []),
     "permute of permute is x": Case(
-        "chained_shape_ops", lambda x: F.permute(F.permute(x, (1, 2, 0)), (2, 0, 1)), [F32], []),
+        "chained_shape_ops", lambda x: F.permute(F.permute(x, (1, 2, 0)), (2, 0, 1)), [F32], []
+    ),
     "permute of permute is one permute": Case(
-        "chained_shape_ops", lambda x: F.permute(F.permute(x, (1, 0, 2)), (0, 2, 1)), [F32],
-        ["permute"]),
+        "chained_shape_ops",
+        lambda x: F.permute(F.permute(x, (1, 0, 2)), (0, 2, 1)),
+        [F32],
+        ["permute"],
+    ),
     "reshape of reshape is one reshape": Case(
-        "chained_shape_ops", lambda x: x.reshape(6, 4).reshape(4, 6), [F32], ["reshape"]),
+        "chained_shape_ops", lambda x: x.reshape(6, 4).reshape(4, 6), [F32], ["reshape"]
+    ),
     "reshape of reshape is x": Case(
-        "chained_shape_ops", lambda x: x.reshape(6, 4).reshape(2, 3, 4), [F32], []),
+        "chained_shape_ops", lambda x: x.reshape(6, 4).reshape(2, 3, 4), [F32], []
+    ),
     "reshape to its own shape": Case(
-        "no_op", lambda x: _op("reshape", x, shape=(2, 3, 4)), [F32], []),
+        "no_op", lambda x: _op("reshape", x, shape=(2, 3, 4)), [F32], []
+    ),
     "broadcast_to its own shape": Case(
-        "no_op", lambda x: _op("broadcast_to", x, shape=(2, 3, 4)), [F32], []),
+        "no_op", lambda x: _op("broadcast_to", x, shape=(2, 3, 4)), [F32], []
+    ),
     "broadcast_like itself": Case("no_op", lambda x: _op("broadcast_like", x, x), [F32], []),
     "sum_to_like itself": Case("no_op", lambda x: _op("sum_to_like", x, x), [F32], []),
     "cast to its own dtype": Case("no_op", lambda x: F.cast(x, "float32"), [F32], []),
     "identity permute": Case("no_op", lambda x: F.permute(x, (0, 1, 2)), [F32], []),
     "stop_gradient": Case("no_op", lambda x: F.stop_gradient(x), [F32], []),
     "squeeze of expand_dims": Case(
-        "squeeze_of_expand", lambda x: F.squeeze(F.expand_dims(x, 1), 1), [F32], []),
+        "squeeze_of_expand", lambda x: F.squeeze(F.expand_dims(x, 1), 1), [F32], []
+    ),
     "add of broadcast_to": Case(
-        "implicit_broadcast", lambda x, r: F.broadcast_to(r, (2, 3, 4)) + x, [F32, ROW], ["add"]),
+        "implicit_broadcast", lambda x, r: F.broadcast_to(r, (2, 3, 4)) + x, [F32, ROW], ["add"]
+    ),
     "mul of broadcast_like": Case(
-        "implicit_broadcast", lambda x, r: x * F.broadcast_like(r, x), [F32, ROW], ["mul"]),
+        "implicit_broadcast", lambda x, r: x * F.broadcast_like(r, x), [F32, ROW], ["mul"]
+    ),
 }
 
 HOLDS_BACK = {
@@ -80,31 +91,47 @@ HOLDS_BACK = {
     "bool x + 0 is an int": Case("identity_operand", lambda x: x + 0, [((3,), "bool")], ["add"]),
     "int x / 1 is a float": Case("identity_operand", lambda x: x / 1, [I32], ["div"]),
     "f32 x + f64 zero is f64": Case(
-        "identity_operand", lambda x: x + S.constant(np.array(0.0)), [F32], ["add"]),
+        "identity_operand", lambda x: x + S.constant(np.array(0.0)), [F32], ["add"]
+    ),
     "x + a 0 of more axes": Case(
-        "identity_operand", lambda x: x + S.constant(np.zeros((1, 1, 1, 1), np.float32)), [F32],
-        ["add"]),
+        "identity_operand",
+        lambda x: x + S.constant(np.zeros((1, 1, 1, 1), np.float32)),
+        [F32],
+        ["add"],
+    ),
     "x * a 1 of more axes": Case(
-        "identity_operand", lambda x: x * S.constant(np.ones((1,), np.float32)), [((), "float32")],
-        ["mul"]),
+        "identity_operand",
+        lambda x: x * S.constant(np.ones((1,), np.float32)),
+        [((), "float32")],
+        ["mul"],
+    ),
     "0 - x is not x": Case("identity_operand", lambda x: 0.0 - x, [F32], ["sub"]),
     "int x ** 2.0 is a float": Case("strength_reduction", lambda x: x**2.0, [I32], ["pow"]),
     "f32 x ** f64 2 is f64": Case(
-        "strength_reduction", lambda x: x ** S.constant(np.array(2.0)), [F32], ["pow"]),
+        "strength_reduction", lambda x: x ** S.constant(np.array(2.0)), [F32], ["pow"]
+    ),
     "x ** a 2 of more axes": Case(
-        "strength_reduction", lambda x: x ** S.constant(np.full((1, 1), 2.0, np.float32)), [ROW],
-        ["pow"]),
+        "strength_reduction",
+        lambda x: x ** S.constant(np.full((1, 1), 2.0, np.float32)),
+        [ROW],
+        ["pow"],
+    ),
     "single neg": Case("double_negation", lambda x: -x, [F32], ["neg"]),
     "reshape to a new shape": Case("no_op", lambda x: x.reshape(6, 4), [F32], ["reshape"]),
     "cast to another dtype": Case("no_op", lambda x: F.cast(x, "float64"), [F32], ["cast"]),
-    "permute that moves axes": Case("no_op", lambda x: F.permute(x, (2, 0, 1)), [F32],
-                                    ["permute"]),
+    "permute that moves axes": Case("no_op", lambda x: F.permute(x, (2, 0, 1)), [F32], ["permute"]),
     "squeeze of another axis": Case(
-        "squeeze_of_expand", lambda x: F.squeeze(F.expand_dims(x, 0), 1), [((1, 4), "float32")],
-        ["expand_dims", "squeeze"]),
+        "squeeze_of_expand",
+        lambda x: F.squeeze(F.expand_dims(x, 0), 1),
+        [((1, 4), "float32")],
+        ["expand_dims", "squeeze"],
+    ),
     "broadcast the other operand does not do": Case(
-        "implicit_broadcast", lambda x, r: F.broadcast_to(r, (2, 3, 4)) + x[0], [F32, ROW],
-        ["broadcast_to", "getitem", "add"]),
+        "implicit_broadcast",
+        lambda x, r: F.broadcast_to(r, (2, 3, 4)) + x[0],
+        [F32, ROW],
+        ["broadcast_to", "getitem", "add"],
+    ),
 }
 
 
@@ -119,8 +146,9 @@ def _feed(shape: tuple, dtype: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def _compile_simplified(case: Case) -> tuple:
-    inputs = [S.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in
-              enumerate(case.inputs)]
+    inputs = [
+        S.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in enumerate(case.inputs)
+    ]
     out = case.build(*inputs)
     reference = S.compile(out, inputs=inputs, optimize=0)
     others = [n for n in pass_names() if n not in ("simplify", "dce")]
@@ -172,8 +200,9 @@ def test_every_rule_has_a_case_that_fires_it():
 
 
 def test_every_rule_has_a_case_where_it_holds_back():
-    assert {rule.__name__ for rule in RULES} - {case.rule for case in HOLDS_BACK.values()} \
-        <= {"chained_shape_ops"}  # permute/reshape chains compose whatever the shapes
+    assert {rule.__name__ for rule in RULES} - {case.rule for case in HOLDS_BACK.values()} <= {
+        "chained_shape_ops"
+    }  # permute/reshape chains compose whatever the shapes
 
 
 def test_the_change_list_names_the_rule_the_node_and_its_replacement():
