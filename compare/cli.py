@@ -21,11 +21,11 @@ import time
 from dataclasses import replace
 from typing import NoReturn
 
-from compare import checks, pictures, zoo
+from compare import checks, lessons, pictures, zoo
 from compare.checks import UsageError, at_least, opt_level, positive_float
 from compare.timing import THREADS_HELP, thread_limit
 
-COMMANDS = ("compare", "train", "models", "explain", "graph", "tape")
+COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
 same model, side by side: time, memory, and the differences in outputs and gradients.
 Without a command it runs `compare` on a quick default set of models."""
@@ -129,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_others(sub)
     pictures.register(sub)  # `graph` and `tape` (they set `args.run`)
+    lessons.add_parser(sub)
     return p
 
 
@@ -329,7 +330,13 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNNERS = {"compare": run_compare, "train": run_train, "models": run_models, "explain": run_explain}
+RUNNERS = {
+    "compare": run_compare,
+    "train": run_train,
+    "models": run_models,
+    "explain": run_explain,
+    "lesson": lessons.run_lesson_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
