@@ -26,8 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from symbolic.graph import Graph, Node, format_node, live_ids
+from symbolic.graph import Graph, Node, Numbering, format_node, live_ids, numbering
 
+LINE_WIDTH = 99  # generated lines read like the project's own (ruff's 100)
 COMMENT_WIDTH = 100  # user text quoted in a comment is cut to this many characters
 
 
@@ -75,11 +76,11 @@ def identifier(name: str) -> str:
     return cleaned[:24] or "x"
 
 
-def comment(text: str) -> str:
+def comment(text: str, width: int = COMMENT_WIDTH) -> str:
     """User text safe inside a `#` comment: no line breaks or control characters survive,
     and long text is cut (a name of 10,000 characters stays one short line)."""
     escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= COMMENT_WIDTH else escaped[: COMMENT_WIDTH - 3] + "..."
+    return escaped if len(escaped) <= width else escaped[: width - 3] + "..."
 
 
 def _is_spellable(value: Any) -> bool:
@@ -102,8 +103,12 @@ class _Writer:
         self.windows: list[Window] = []
         self._by_object: dict[int, str] = {}  # id(value) -> its name: one name per object
         self._counts: dict[str, int] = {}  # prefix -> the last number given with it
+        self.numbers = numbering() or Numbering(graph)  # names say %k's k, not a global id
         for i, node in enumerate(graph.inputs):
             self.names[node.id] = f"in{i}_{identifier(node.name)}"
+
+    def local(self, node: Node) -> int:
+        return self.numbers.number(node)
 
     def name(self, arg: Any) -> str:
         if isinstance(arg, Node):
@@ -182,7 +187,11 @@ def check_update_shapes(pairs: tuple) -> None:
 
 
 def _node_line(target: str, rhs: str, node: Node) -> str:
-    return f"    {target} = {rhs}".ljust(48) + f"  # {comment(format_node(node, pad=0))}"
+    """The code, and the node it computes as a comment, within LINE_WIDTH where the code
+    leaves room (the comment is cut, never the code)."""
+    code = f"    {target} = {rhs}".ljust(48)
+    room = max(LINE_WIDTH - len(code) - 4, 24)
+    return f"{code}  # {comment(format_node(node, pad=0), room)}"
 
 
 def _body(graph: Graph, w: _Writer, lines: list[str], line_to_node: dict) -> None:
@@ -194,17 +203,17 @@ def _body(graph: Graph, w: _Writer, lines: list[str], line_to_node: dict) -> Non
     for pos, node in enumerate(graph.nodes):
         if node.id in fed or node.id not in live:
             continue
-        target = w.names.setdefault(node.id, f"v{node.id}")
+        target = w.names.setdefault(node.id, f"v{w.local(node)}")
         if node.op == "constant":
             w.bind(target, w.namespace["xp"].asarray(node.value))  # on the plan's device
             continue
         if node.op == "variable":
-            rhs = f"{w.bind(f'var_{node.id}', node.value)}.data"
+            rhs = f"{w.bind(f'var_{w.local(node)}', node.value)}.data"
         else:
             planned = memory.assignment.get(node.id) if memory else None
             out = None
             if planned is not None:  # this value's window of its flat buffer
-                out = f"buf{planned}_{node.id}"
+                out = f"buf{planned}_{w.local(node)}"
                 w.windows.append(Window(out, planned, tuple(node.shape)))
             rhs = w.call(node, out)
         line_to_node[len(lines) + 1] = node
@@ -232,12 +241,12 @@ def _returns(graph: Graph, w: _Writer, lines: list[str], line_to_node: dict) -> 
     outputs = [w.name(n) for n in graph.outputs]
     if any(v.shape is None or None in v.shape for _, v in graph.updates):
         pairs = ", ".join(
-            f"({w.bind(f'var_{v.id}', v.value)}, {w.name(n)})" for v, n in graph.updates
+            f"({w.bind(f'var_{w.local(v)}', v.value)}, {w.name(n)})" for v, n in graph.updates
         )
         w.bind("check_update_shapes", check_update_shapes)
         lines.append(f"    check_update_shapes(({pairs},))  # before any write: all or none")
     for var, value in graph.updates:
-        storage = w.bind(f"var_{var.id}", var.value)
+        storage = w.bind(f"var_{w.local(var)}", var.value)
         line_to_node[len(lines) + 1] = value
         lines.append(
             f"    copyto({storage}.data, {w.name(value)}, casting='same_kind')"

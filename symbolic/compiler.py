@@ -19,7 +19,7 @@ from common.backend import backend_of, get_backend
 from common.dispatch import engine_scope
 from common.ops import ShapeError
 from symbolic.codegen import generate
-from symbolic.graph import Graph, Node, ancestors_in_order, recording
+from symbolic.graph import Graph, Node, Numbering, ancestors_in_order, recording
 from symbolic.passes import run_pipeline
 from symbolic.report import CompileReport
 from symbolic.symbol import Symbol, as_node, as_symbol, at_line
@@ -305,12 +305,16 @@ def compile(
                 )
             )
     traced = Graph.traced(feed, out_nodes, pairs, recorded)
-    report = CompileReport(traced)
-    graph = run_pipeline(traced, optimize, disable, report)
-    for var in graph.variables:  # weights live where the plan runs (as model.to(device))
-        if backend_of(var.value.data) is not backend:
-            var.value.data = backend.asarray(var.value.data)
-    plan = generate(graph, backend.xp)
+    numbers = Numbering(traced)  # one numbering for every stage, the report and the source
+    with numbers.active():
+        report = CompileReport(traced)
+        graph = run_pipeline(traced, optimize, disable, report)
+        for var in graph.variables:  # weights live where the plan runs (as model.to(device))
+            if backend_of(var.value.data) is not backend:
+                var.value.data = backend.asarray(var.value.data)
+        plan = generate(graph, backend.xp)
+    for stage in report.stages:
+        stage.graph.numbering = numbers
     report.record_codegen(plan.source, time.perf_counter() - start)
     fn = CompiledFunction(graph, plan, report, backend, traced)
     fn._single = single

@@ -1,17 +1,22 @@
 """The graph IR: small, flat, single-assignment and printable.
 
     graph   := inputs (placeholders, in feed order), nodes (topological), outputs, updates
-    node    := %id = op(arg, ...; params) : dtype[shape]   # file.py:line
-    arg     := %id | a Python number (a weak literal)
+    node    := %k = op(arg, ...; params) : dtype[shape]   # file.py:line
+    arg     := %k | a Python number (a weak literal)
     sources := placeholder (fed per call) | variable (persistent storage) | constant (baked in)
 
 A node is made once and never changed (passes build new nodes); `Graph` is a view of the
 nodes that some outputs and updates need, in an order that respects every edge.
+
+`%k` numbers are local to a graph, or to one compile (its traced graph, then the nodes its
+passes make, in the order they are first named), never a process-wide id: the same program
+prints the same text in every process, so docs can quote it and caches hit.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +38,56 @@ def recording(active: bool = True):
     """Collect every node made inside, in this thread (a traced function's whole graph, used
     or not); `recording(False)` pauses an outer recording (a control-flow body's own nodes)."""
     return _recorders.pushed([] if active else None)
+
+
+class Numbering:
+    """Local numbers `%0, %1, ...` for nodes: those of the graphs it is made from first, in
+    their order (bodies after their graph), then any other node when it is first named."""
+
+    def __init__(self, *graphs: Graph) -> None:
+        self._numbers: dict[int, int] = {}
+        for graph in graphs:
+            self.include(graph)
+
+    def include(self, graph: Graph) -> None:
+        """Number the graph's nodes not numbered yet, in its order (bodies after it)."""
+        for node in nested_nodes(graph):
+            self.number(node)
+
+    def number(self, node: Node) -> int:
+        return self._numbers.setdefault(node.id, len(self._numbers))
+
+    def label(self, node: Node) -> str:
+        return f"%{self.number(node)}"
+
+    def active(self):
+        """Name nodes with these numbers inside (pass messages, reports, generated code)."""
+        return _numberings.pushed(self)
+
+
+_numberings = ContextStack("numberings")
+
+
+def numbering() -> Numbering | None:
+    """The numbering in force in this thread (inside a compile, or a graph's printing)."""
+    return _numberings.top()
+
+
+def numbered(graph_pass):
+    """A pass (`Graph -> (Graph, changes)`) whose messages name nodes by the compile's
+    numbering, or, run on its own, by its graph's; the graph it returns keeps the numbering,
+    so printing it agrees with the messages."""
+
+    @functools.wraps(graph_pass)
+    def run(graph: Graph, *args: Any, **kwargs: Any):
+        numbers = numbering() or graph.numbering or Numbering(graph)
+        with numbers.active():
+            after, changes = graph_pass(graph, *args, **kwargs)
+        numbers.include(after)  # the nodes it made, numbered in schedule order
+        after.numbering = after.numbering or numbers
+        return after, changes
+
+    return run
 
 
 def next_id() -> int:
@@ -72,7 +127,10 @@ class Node:
 
     @property
     def label(self) -> str:
-        return f"%{self.id}"
+        """`%k`, numbered by the graph being printed or compiled; outside one, `#id` (the
+        process-wide creation number, for debugging only)."""
+        local = numbering()
+        return local.label(self) if local is not None else f"#{self.id}"
 
     def type_str(self) -> str:
         if self.shape is None:
@@ -182,6 +240,7 @@ class Graph:
     updates: list[tuple[Node, Node]] = field(default_factory=list)  # (variable, new value)
     nodes: list[Node] = field(default_factory=list)
     memory: Any = None  # a MemoryPlan, once the memory planner has run
+    numbering: Numbering | None = None  # a compile's numbering, shared by all its stages
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -210,6 +269,10 @@ class Graph:
         return [n for n in self.nodes if not n.is_source]
 
     def __str__(self) -> str:
+        with (self.numbering or numbering() or Numbering(self)).active():
+            return self._text()
+
+    def _text(self) -> str:
         lines = [f"graph({', '.join(format_arg(n) for n in self.inputs)}) {{"]
         lines += [f"  {format_node(n)}" for n in self.nodes]
         lines.append(f"  return {', '.join(format_arg(n) for n in self.outputs)}")

@@ -141,8 +141,14 @@ def placeholder(shape: tuple | None = None, dtype: Any = "float32", name: str | 
     node = Node(
         "placeholder", (), {}, None if shape is None else tuple(shape), np.dtype(dtype), user_line()
     )
-    node.name = name or _assigned_name(sys._getframe(1)) or f"p{node.id}"
+    node.name = name or _assigned_name(sys._getframe(1)) or f"p{_line_number(node)}"
     return Symbol(node)
+
+
+def _line_number(node: Node) -> str:
+    """The line number in the node's source ("model.py:12: ..." -> "12"), or ""."""
+    parts = node.source.split(":", 2)
+    return parts[1] if len(parts) > 1 and parts[1].isdigit() else ""
 
 
 def _assigned_name(frame: Any) -> str | None:
@@ -232,7 +238,7 @@ def _variable_symbol(storage: Any, name: str | None) -> Symbol:
         user_line(),
         value=storage,
     )
-    node.name = name or getattr(storage, "name", "") or f"v{node.id}"
+    node.name = name or getattr(storage, "name", "") or f"v{_line_number(node)}"
     if not storage.name:
         storage.name = node.name
     return Symbol(node)

@@ -9,7 +9,7 @@ Random ops are never merged (two dropout masks must differ); constants merge by 
 
 from __future__ import annotations
 
-from symbolic.graph import Graph, Node, format_node
+from symbolic.graph import Graph, Node, format_node, numbered
 from symbolic.passes.rewrite import Rewriter
 
 SMALL_CONSTANT = 64  # constants up to this many elements are merged by value
@@ -28,6 +28,7 @@ def _key(node: Node) -> tuple | None:
     return (node.op.name, inputs, repr(sorted(node.params.items())))
 
 
+@numbered
 def eliminate_common_subexpressions(graph: Graph) -> tuple[Graph, list[str]]:
     seen: dict[tuple, Node] = {}
     changes: list[str] = []

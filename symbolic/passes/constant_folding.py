@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symbolic.graph import Graph, Node, format_node
+from symbolic.graph import Graph, Node, format_node, numbered
 from symbolic.passes.rewrite import Rewriter, provenance, rewrite
 
 MAX_GROWTH_BYTES = 1 << 22  # don't bake in a result above 4 MB that is larger than its inputs
@@ -21,6 +21,7 @@ def _foldable(node: Node) -> bool:
     return all(not isinstance(a, Node) or a.op == "constant" for a in node.inputs)
 
 
+@numbered
 def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
     changes: list[str] = []
 

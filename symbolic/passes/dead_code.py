@@ -8,9 +8,10 @@ gradient nobody asked for, an auxiliary output); rewrites leave replaced nodes b
 
 from __future__ import annotations
 
-from symbolic.graph import Graph, format_node, live_ids
+from symbolic.graph import Graph, format_node, live_ids, numbered
 
 
+@numbered
 def eliminate_dead_code(graph: Graph) -> tuple[Graph, list[str]]:
     live = live_ids(graph)
     dead = [n for n in graph.nodes if n.id not in live]

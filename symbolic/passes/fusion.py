@@ -13,16 +13,13 @@ that spells it for none stays out, and the pass's report says so.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 
 from common.fusion import SCALAR_TARGETS, FusedKernel, Program, Step, is_number
 from common.ops.core import Aval, OpDef
-from symbolic.graph import Graph, Node
+from symbolic.graph import Graph, Node, numbered
 from symbolic.passes.rewrite import Rewriter, provenance, rebuilt
-
-_names = itertools.count(1)
 
 # Fusion saves trips through memory; arrays below this size sit in the cache anyway, and a
 # fused kernel's call then costs more than it saves (measured on the zoo's small models:
@@ -129,9 +126,8 @@ def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
     return program, inputs
 
 
-def fused_op(program: Program) -> OpDef:
+def fused_op(program: Program, name: str) -> OpDef:
     aval = Aval(program.shape, program.dtype)
-    name = f"fused_{next(_names)}"
     return OpDef(
         name,
         "elementwise",
@@ -142,11 +138,13 @@ def fused_op(program: Program) -> OpDef:
     )
 
 
+@numbered
 def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
     groups = find_groups(graph)
     root_of = {g[-1].id: g for g in groups}
     inside = {m.id for g in groups for m in g[:-1]}
     rw = Rewriter()
+    fused_names: list[str] = []  # numbered per graph: the same program names them alike
     changes = [
         f"left {n.label} {n.op_name} unfused: its op declares no fused expression for "
         f"any target ({', '.join(SCALAR_TARGETS)})"
@@ -161,7 +159,7 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
             members = root_of[node.id]
             program, inputs = build_program(members)
             fused = Node(
-                fused_op(program),
+                fused_op(program, f"fused_{len(fused_names) + 1}"),
                 tuple(rw.mapping.get(a.id, a) for a in inputs),
                 {},
                 node.shape,
@@ -173,6 +171,7 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
                 f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
                 f"{fused.label} {fused.op.name}: {program.expression()}"
             )
+            fused_names.append(fused.op.name)
             current = fused
         rw.nodes.append(current)
         rw.mapping[node.id] = current

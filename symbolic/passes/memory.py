@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symbolic.graph import Graph, Node
+from symbolic.graph import Graph, Node, numbered
 
 
 @dataclass
@@ -126,13 +126,13 @@ def _in_place_candidate(
                 else "input has no planned buffer"
             )
         elif owner is not a:
-            reason = f"input is a view ({a.op_name}) of %{owner.id}"
+            reason = f"input is a view ({a.op_name}) of {owner.label}"
         elif a.shape != node.shape or a.dtype != node.dtype:
             reason = "input differs in shape or dtype"
         elif span[owner.id][1] != pos:
             reason = f"input still read at step {span[owner.id][1]}"
         elif any(isinstance(b, Node) and b is not a and root[b.id] is owner for b in node.inputs):
-            reason = f"another input is a view of %{owner.id}"  # it would read overwritten data
+            reason = f"another input is a view of {owner.label}"  # it would read overwritten data
         else:
             return owner.id
         plan.refused.append((node.id, a.id, reason))
@@ -157,6 +157,7 @@ def _take(pool: list[int], plan: MemoryPlan, node: Node) -> int:
     return buffer
 
 
+@numbered
 def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
     root = storage_roots(graph)
     span = lifetimes(graph, root)
@@ -183,7 +184,8 @@ def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
         releases.setdefault(span[node.id][1], []).append(buffer)
     graph = Graph(graph.inputs, graph.outputs, graph.updates, nodes=graph.nodes)
     graph.memory = plan
+    by_id = {n.id: n for n in graph.nodes}
     changes = [plan.summary()] + [
-        f"%{n} writes in place into %{v}" for n, v in plan.in_place.items()
+        f"{by_id[n].label} writes in place into {by_id[v].label}" for n, v in plan.in_place.items()
     ]
     return graph, changes

@@ -15,7 +15,7 @@ from typing import Callable
 
 from common.ops import OPS
 from common.ops.core import aval_of
-from symbolic.graph import Graph, Node, format_node, infer_aval
+from symbolic.graph import Graph, Node, format_node, infer_aval, numbered
 from symbolic.passes.rewrite import Rewriter, rewrite
 
 
@@ -152,6 +152,7 @@ RULES: list[Callable[[Node, Rewriter], Node | None]] = [
 ]
 
 
+@numbered
 def simplify(graph: Graph) -> tuple[Graph, list[str]]:
     changes: list[str] = []
 

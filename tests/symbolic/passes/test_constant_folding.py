@@ -128,9 +128,10 @@ def test_the_change_list_names_each_folded_op_and_its_replacement():
     matches = [pattern.match(change) for change in changes]
     assert all(matches), changes
     assert [m.group(1) for m in matches] == ["exp", "mul", "tanh", "add"]
-    constants = {n.label for n in folded.constants}
+    label = folded.numbering.label  # the numbers the messages used
+    constants = {label(n) for n in folded.constants}
     assert {m.group(2) for m in matches} <= constants
-    assert matches[-1].group(2) == folded.outputs[0].label
+    assert matches[-1].group(2) == label(folded.outputs[0])
 
 
 GROWTH = {

@@ -117,8 +117,9 @@ def test_groups_are_maximal_and_stop_where_they_must(name):
     assert sorted(map(len, groups), reverse=True) == case.group_sizes
     assert len(after.nodes) == len(graph.nodes) - sum(len(g) - 1 for g in groups)
     assert len(changes) == len(groups)
-    fused = {n.label: n for n in after.ops if n.op_name.startswith("fused_")}
-    listed = {", ".join(f"{m.label} {m.op_name}" for m in group) for group in groups}
+    label = after.numbering.label  # the numbers the messages used
+    fused = {label(n): n for n in after.ops if n.op_name.startswith("fused_")}
+    listed = {", ".join(f"{label(m)} {m.op_name}" for m in group) for group in groups}
     for line in changes:
         match = CHANGE.match(line)
         assert match, line

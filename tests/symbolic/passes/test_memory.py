@@ -158,8 +158,9 @@ def test_the_report_lists_each_in_place_decision():
     (stage,) = [s for s in f.report.stages if s.stage == "memory"]
     plan = f.graph.memory
     assert stage.changes[0] == plan.summary()
+    local = {n.id: f.graph.numbering.label(n) for n in f.graph.nodes}
     assert stage.changes[1:] == [
-        f"%{n} writes in place into %{v}" for n, v in plan.in_place.items()
+        f"{local[n]} writes in place into {local[v]}" for n, v in plan.in_place.items()
     ]
     assert plan.in_place  # tanh overwrites the matmul's dying output
 
