@@ -14,7 +14,7 @@ import numpy as np
 from common import functional as F
 from common.autodiff import backpropagate
 from common.ops.core import OpError
-from symbolic.graph import Node, ancestors_in_order
+from symbolic.graph import Node, ancestors_in_order, building_backward
 from symbolic.symbol import Symbol, as_symbol, constant
 
 
@@ -62,6 +62,11 @@ def grad(y: Any, xs: Any, grad_y: Any = None) -> Any:
     `y` must be a single value unless `grad_y` (the gradient flowing into y) is given;
     a list of ys with a list of grad_ys gives the gradient of sum(<y_i, grad_y_i>).
     """
+    with building_backward():  # every node made here is tagged `backward`
+        return _grad(y, xs, grad_y)
+
+
+def _grad(y: Any, xs: Any, grad_y: Any) -> Any:
     ys = [as_symbol(v) for v in (y if isinstance(y, (list, tuple)) else [y])]
     single = not isinstance(xs, (list, tuple))
     xs = [as_symbol(x) for x in ([xs] if single else xs)]

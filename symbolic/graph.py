@@ -32,6 +32,13 @@ _ids = itertools.count(1)
 
 
 _recorders = ContextStack("recorders")  # this thread's innermost open recording collects
+_backward = ContextStack("backward")  # open while S.grad builds: its nodes are tagged
+
+
+def building_backward():
+    """Tag every node made inside, in this thread, as part of a backward graph (S.grad's),
+    so pictures and reports can set it apart without guessing from source text."""
+    return _backward.pushed(True)
 
 
 def recording(active: bool = True):
@@ -107,6 +114,7 @@ class Node:
     value: Any = None  # constant: its array; variable: an object whose .data is the storage
     id: int = field(default_factory=lambda: next(_ids))  # creation order (feeds follow it)
     provenance: tuple = ()  # source lines of user ops a pass folded into this node
+    backward: bool = field(default_factory=lambda: _backward.top(False))  # made by S.grad
 
     def __post_init__(self) -> None:
         recorder = _recorders.top()

@@ -49,6 +49,7 @@ def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
             provenance=provenance(
                 node.source, node, *[a for a in node.inputs if isinstance(a, Node)]
             ),
+            backward=node.backward,
         )
         rw.nodes.append(folded)
         changes.append(f"folded {format_node(node, pad=0)} into {folded.label}")

@@ -166,6 +166,7 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
                 node.dtype,
                 node.source,
                 provenance=provenance(node.source, *members),
+                backward=node.backward,
             )
             changes.append(
                 f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "

@@ -45,6 +45,7 @@ class Rewriter:
             aval.dtype,
             replaced[0].source,
             provenance=provenance(replaced[0].source, *replaced),
+            backward=replaced[0].backward,
         )
         self.nodes.append(node)
         return node
@@ -64,6 +65,7 @@ class Rewriter:
             node.name,
             node.value,
             provenance=node.provenance,
+            backward=node.backward,
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,7 +14,6 @@ from common.ops import OPS
 from symbolic.graph import Graph, Node, ancestors_in_order
 
 STAGES = ("traced", "optimized", "both")
-GRAD_CALL = re.compile(r"\bgrad\s*\(")
 
 
 # ---- what to draw ------------------------------------------------------------------------
@@ -40,18 +38,11 @@ def stages_of(obj: Any, stage: str | None) -> list[tuple[str, Graph]]:
     return [("graph", Graph([], [s.node for s in symbols]))]
 
 
-def _from_grad(node: Node) -> bool:
-    return bool(GRAD_CALL.search(style.code(node.source)))
-
-
 def regions_of(graph: Graph) -> dict[int, str]:
-    """'forward', 'backward' (built by S.grad: its source line calls `grad(`) or 'update'
-    (needed only by the updates) per node. When every op looks backward (the forward and
-    S.grad on one line) nothing is set apart."""
+    """'forward', 'backward' (built by S.grad, which tags its nodes) or 'update' (needed
+    only by the updates) per node."""
     ops = {n.id for n in graph.nodes if n.op not in ("placeholder", "variable")}
-    backward = {n.id for n in graph.nodes if n.id in ops and _from_grad(n)}
-    if len(backward) == len(ops):
-        backward = set()
+    backward = {n.id for n in graph.nodes if n.id in ops and n.backward}
     for_outputs = {n.id for n in ancestors_in_order(list(graph.outputs))}
     for_updates = {n.id for n in ancestors_in_order([v for _, v in graph.updates])}
     regions = {}

@@ -217,3 +217,16 @@ def test_symbols_draw_their_graph(drawn):
     x = S.placeholder((3,), name="x")
     picture = drawn(V.to_dot((x * w).sum()))
     assert {"w", "x", "mul", "sum"} <= set(picture.texts)
+
+
+def test_backward_nodes_are_tagged_by_grad_not_guessed_from_the_source_line():
+    """The forward and its gradient written on one line: the tag S.grad sets tells them
+    apart (a guess from the text could not), and every pass keeps the tag."""
+    x = S.placeholder((4,), name="x")
+    loss, (dx,) = (y := F.sum(F.tanh(x) * x)), S.grad(y, [x])  # noqa: F841 one line on purpose
+    assert not loss.node.backward and dx.node.backward
+    fn = S.compile([loss, dx], inputs=[x], optimize=2)
+    regions = V.regions_of(fn.graph)
+    made_by_grad = {n.id for n in fn.graph.nodes if n.backward}  # the seed constant too
+    assert made_by_grad and {n.id for n in fn.graph.ops} - made_by_grad  # both kinds survive
+    assert {i for i, r in regions.items() if r == "backward"} == made_by_grad
