@@ -7,12 +7,26 @@ c(3, 4)                                   # 5.0
 f = S.compile(c, inputs=[a, b]); f.source; f.report
 """
 
-from symbolic.compiler import CompiledFunction, FeedError, GraphRuntimeError, compile
+from symbolic import control, symbol
+from symbolic.compiler import (
+    CompiledFunction,
+    FeedError,
+    GraphRuntimeError,
+    compile,
+    compiled_for_symbol,
+)
 from symbolic.gradients import grad
 from symbolic.graph import Graph, Node
 from symbolic.symbol import Symbol, Variable, constant, placeholder, variable
 from symbolic.tracing import TracedFunction, function, trace
 from symbolic.training import optimizer_updates
+
+symbol.LATER_LAYERS.update(
+    cond=control.cond,
+    while_loop=control.while_loop,
+    scan=control.scan,
+    compiled=compiled_for_symbol,
+)
 
 __all__ = [
     "CompiledFunction", "FeedError", "Graph", "GraphRuntimeError", "Node", "Symbol",

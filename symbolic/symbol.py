@@ -118,16 +118,18 @@ class Symbol(ArrayMethods):
     @staticmethod
     def _control(kind: str, *args: Any) -> Any:
         """F.cond / F.while_loop / F.scan on symbols become control-flow nodes."""
-        from symbolic import control
-
-        return getattr(control, kind)(*args)
+        return LATER_LAYERS[kind](*args)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph that computes this symbol: placeholders are fed positionally in
         creation order, or by name."""
-        from symbolic.compiler import compiled_for_symbol
+        return LATER_LAYERS["compiled"](self)(*args, **kwargs)
 
-        return compiled_for_symbol(self)(*args, **kwargs)
+
+# Control flow and the compiler are built on symbols, so this module cannot import them (a
+# cycle); `symbolic/__init__.py` hands their entry points down: cond, while_loop, scan, and
+# "compiled" (a symbol's cached plan).
+LATER_LAYERS: dict[str, Any] = {}
 
 
 # ---- sources: placeholders, variables, constants ----------------------------------------

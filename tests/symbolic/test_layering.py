@@ -59,12 +59,6 @@ def _edges(source: str, target: str) -> list[tuple[str, str]]:
     return sorted((a, b) for a, b in _import_graph().edges if _in(a, source) and _in(b, target))
 
 
-# Left (issue 12): symbol.py imports control and compiler inside functions (`Symbol.__call__`,
-# `F.cond` on symbols), and both import symbol back.
-KNOTS_LEFT = "symbol.py <-> control.py / compiler.py"
-
-
-@pytest.mark.xfail(strict=True, reason=KNOTS_LEFT)
 def test_no_import_cycle_inside_symbolic():
     graph = _import_graph().subgraph(n for n in _import_graph() if _in(n, "symbolic"))
     cycles = sorted(c + c[:1] for c in nx.simple_cycles(graph))
