@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from compare.checks import UsageError
-from compare.timing import race
+from compare.timing import race, thread_limit
 
 LESSONS = Path(__file__).resolve().parents[1] / "docs" / "lessons"
 SIZE_VARIABLE = "DIPTYCH_LESSON_SIZE"
@@ -61,11 +61,9 @@ def begin() -> None:
         sys.exit(check(lesson_named(Path(sys.argv[0]).stem)))
 
 
-def claim(sentence: str, holds: bool = True) -> str:
+def claim(sentence: str, holds: bool = True) -> None:
     """Print a measured claim. One the machine does not bear out is printed as such."""
-    line = (CLAIM if holds else NOT_BORNE_OUT) + sentence
-    print(line)
-    return line
+    print((CLAIM if holds else NOT_BORNE_OUT) + sentence)
 
 
 def claimed(output: str, pattern: str) -> float:
@@ -88,8 +86,11 @@ def seconds_per_call(fn: Callable[[], Any], target_ms: float = 20, repeats: int 
 def race_seconds(
     contenders: dict[str, Callable[[], Any]], target_ms: float = 20, repeats: int = 5
 ) -> dict[str, float]:
-    """Median seconds per call of each contender, interleaved so that drift hits all alike."""
-    stats = race(contenders, target_ns=int(target_ms * 1e6), repeats=repeats, warmup=1)
+    """Median seconds per call of each contender, interleaved so that drift hits all alike,
+    with BLAS and OpenMP on one thread (as `diptych compare` times by default: a shared
+    machine's idle cores otherwise make the numbers swing)."""
+    with thread_limit(1):
+        stats = race(contenders, target_ns=int(target_ms * 1e6), repeats=repeats, warmup=1)
     return {name: s.median / 1e9 for name, s in stats.items()}
 
 
@@ -106,7 +107,7 @@ def figure(name: str) -> Path:
     return figures() / name
 
 
-def show(path: str | Path) -> Path:
+def show(path: str | Path) -> None:
     """Show a written figure: inline in a notebook (and on the site), its path in a terminal."""
     path = Path(path)
     if not path.exists():
@@ -122,7 +123,6 @@ def show(path: str | Path) -> Path:
         from IPython.display import Image
 
         display(Image(filename=str(path)))
-    return path
 
 
 def _notebook_display() -> Callable[[Any], Any] | None:
