@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from common.backend import array_module, backend_of, get_backend
-from common.dispatch import register_default_engine
+from common.dispatch import register_default_engine, run_kernel
 from common.methods import ArrayMethods, ConcreteMethods, check_in_place_shape
 from common.ops.core import DTypeError
 from common.ops.indexing import SETITEM, split_index
@@ -64,10 +64,7 @@ class Tensor(ConcreteMethods):
     def _apply(op: Any, args: tuple, params: dict) -> Tensor:
         """The eager interpretation of an op: run the kernel now, record a node if needed."""
         arrays = [a.data if isinstance(a, ArrayMethods) else a for a in args]
-        try:
-            out = op.kernel(array_module(arrays), *arrays, **params)
-        except Exception as exc:
-            raise op.explain_failure(exc, arrays, params) from None
+        out = run_kernel(op, arrays, params)
         if isinstance(out, np.generic):  # numpy returns scalars from 0-d arithmetic
             out = np.asarray(out)
         if op.vjp is not None:

@@ -12,6 +12,7 @@ import symbolic as S
 from common import functional as F
 from common.dispatch import apply
 from common.ops import OPS
+from tests.helpers import is_float_array
 
 # Ops without samples, each with where it is tested instead.
 COVERED_ELSEWHERE = {
@@ -26,10 +27,6 @@ COVERED_ELSEWHERE = {
 }
 
 RTOL, ATOL = 1e-5, 1e-7  # against central differences in float64 (conftest.numeric_grad)
-
-
-def _is_float(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
 def _sample_cases() -> list:
@@ -59,18 +56,18 @@ BINARY_ELEMENTWISE = sorted(
     {
         op.name
         for op, args, _ in (case.values for case in SAMPLES)
-        if op.kind == "elementwise" and len(args) == 2 and all(_is_float(a) for a in args)
+        if op.kind == "elementwise" and len(args) == 2 and all(is_float_array(a) for a in args)
     }
 )
 
 
 def _as_dtype(args: tuple, dtype) -> tuple:
-    return tuple(a.astype(dtype) if _is_float(a) else a for a in args)
+    return tuple(a.astype(dtype) if is_float_array(a) else a for a in args)
 
 
 def _leaves(args: tuple) -> list:
     """Float inputs as leaves that require grad; integer and boolean inputs stay arrays."""
-    return [E.tensor(a, requires_grad=True) if _is_float(a) else a for a in args]
+    return [E.tensor(a, requires_grad=True) if is_float_array(a) else a for a in args]
 
 
 def _first_grads(op, args, params, cotangent, create_graph: bool) -> tuple[list, tuple]:
@@ -121,7 +118,7 @@ def test_shape_rule_matches_kernel(op, args, params, dtype):
 def test_vjp_matches_finite_differences(op, args, params, rng, numeric_grad):
     cotangent = _cotangent(op, args, params, rng)
     wrt, grads = _first_grads(op, args, params, cotangent, create_graph=False)
-    floats = [i for i, a in enumerate(args) if _is_float(a)]
+    floats = [i for i, a in enumerate(args) if is_float_array(a)]
 
     def loss(*primals):
         return np.sum(op.kernel(np, *primals, **params) * cotangent)
@@ -141,7 +138,7 @@ def test_vjp_matches_finite_differences(op, args, params, rng, numeric_grad):
 def test_second_derivative_matches_finite_differences(op, args, params, rng, numeric_grad):
     """VJPs are written with F ops, so differentiating them again must work (create_graph)."""
     cotangent = _cotangent(op, args, params, rng)
-    floats = [i for i, a in enumerate(args) if _is_float(a)]
+    floats = [i for i, a in enumerate(args) if is_float_array(a)]
     directions = [rng.normal(size=args[i].shape) for i in floats]
 
     def directional(*primals):  # <first derivative, directions>: a scalar of the primals
@@ -249,9 +246,11 @@ def test_a_control_op_returns_fresh_memory_when_its_body_passes_an_input_through
 @pytest.mark.parametrize("op, args, params", PRECISION)
 def test_float32_in_float32_out(op, args, params):
     """Default dtype float32: an op must not silently promote it to float64."""
-    wide = apply(op, *[E.tensor(a) if _is_float(a) else a for a in args], **params)
+    wide = apply(op, *[E.tensor(a) if is_float_array(a) else a for a in args], **params)
     narrow = apply(
-        op, *[E.tensor(a) if _is_float(a) else a for a in _as_dtype(args, np.float32)], **params
+        op,
+        *[E.tensor(a) if is_float_array(a) else a for a in _as_dtype(args, np.float32)],
+        **params,
     )
     expected = np.dtype(np.float32) if wide.dtype == np.float64 else wide.dtype
     assert narrow.dtype == expected

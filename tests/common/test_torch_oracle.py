@@ -14,6 +14,7 @@ import pytest
 import eager as E
 import symbolic as S
 from common import functional as F
+from tests.helpers import is_float_array
 
 torch = pytest.importorskip("torch", reason="torch not installed: the oracle comparison needs it")
 TF = torch.nn.functional
@@ -459,10 +460,6 @@ CASES = (
 )
 
 
-def _is_float(array: np.ndarray) -> bool:
-    return array.dtype.kind == "f"
-
-
 def _assert_close(ours, theirs, what: str) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, strict=True, err_msg=what)
 
@@ -510,7 +507,7 @@ def torch_reference(fn: Callable, arrays: list, wrt: list, rng) -> tuple:
 
 def assert_matches_torch(ours: Callable, theirs: Callable, arrays: list, engine: str, rng) -> None:
     """Values and the gradients of every float input, `ours` in `engine` against torch."""
-    wrt = [i for i, a in enumerate(arrays) if _is_float(a)]
+    wrt = [i for i, a in enumerate(arrays) if is_float_array(a)]
     want, cotangent, want_grads = torch_reference(theirs, arrays, wrt, rng)
     # The oracle judges values: a nan where torch has a number must show as a mismatch,
     # not stop at numpy's warning (which the project's pytest config turns into an error).

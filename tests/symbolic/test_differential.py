@@ -20,9 +20,9 @@ from tests.common.test_ops_registry import (
     _as_dtype,
     _cotangent,
     _first_grads,
-    _is_float,
     _values,
 )
+from tests.helpers import assert_identical, is_float_array
 
 # Control ops run on symbols only and stateful ops draw fresh numbers: neither has an
 # eager twin to equal bit for bit.
@@ -35,14 +35,6 @@ def _placeholders(args: tuple) -> list:
     return [
         S.placeholder(np.shape(a), np.asarray(a).dtype, name=f"arg{i}") for i, a in enumerate(args)
     ]
-
-
-def _assert_identical(got, want, what: str) -> None:
-    """Same values bit for bit, and the same dtype and shape (assert_array_equal alone
-    would accept 1.0 float32 for 1.0 float64)."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert (got.dtype, got.shape) == (want.dtype, want.shape), what
-    np.testing.assert_array_equal(got, want, err_msg=what, strict=True)
 
 
 def test_the_differential_covers_every_op_family():
@@ -63,7 +55,7 @@ def test_compiled_forward_equals_eager(op, args, params, dtype):
     inputs = _placeholders(args)
     compiled = S.compile(apply(op, *inputs, **params), inputs=inputs, optimize=0)
     eager = apply(op, *[E.tensor(a) for a in args], **params)
-    _assert_identical(compiled(*args), eager.numpy(), f"{op.name} in {dtype}")
+    assert_identical(compiled(*args), eager.numpy(), f"{op.name} in {dtype}")
 
 
 @pytest.mark.parametrize("op, args, params", CASES_WITH_VJP)
@@ -72,12 +64,12 @@ def test_compiled_gradient_equals_eager(op, args, params, rng):
     cotangent = _cotangent(op, args, params, rng)
     wrt, grads = _first_grads(op, args, params, cotangent, create_graph=False)
     inputs = _placeholders(args)
-    floats = [p for p, a in zip(inputs, args) if _is_float(a)]
+    floats = [p for p, a in zip(inputs, args) if is_float_array(a)]
     symbolic = S.grad((apply(op, *inputs, **params) * cotangent).sum(), floats)
     compiled = S.compile(symbolic, inputs=inputs, optimize=0)(*args)
     assert len(compiled) == len(wrt)
     for i, (got, want) in enumerate(zip(compiled, _values(grads, wrt))):
-        _assert_identical(got, want, f"d/d(float input {i}) of {op.name}")
+        assert_identical(got, want, f"d/d(float input {i}) of {op.name}")
 
 
 # ---- random expression graphs ----------------------------------------------------------
@@ -222,4 +214,4 @@ def test_random_expression_graphs_compile_to_eager_bits(program, seed):
     arrays, inputs, outputs, want = both_ways(program, seed)
     got = S.compile(outputs, inputs=inputs, optimize=0)(*arrays)
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
-        _assert_identical(g, w, "output" if k == 0 else f"gradient of input {k - 1}")
+        assert_identical(g, w, "output" if k == 0 else f"gradient of input {k - 1}")

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import eager as E
 import symbolic as S
 from common import functional as F
-from tests.symbolic.test_differential import Step, _assert_identical, _draw_step
+from tests.helpers import assert_identical
+from tests.symbolic.test_differential import Step, _draw_step
 
 LR = 0.01  # the update rule: w <- w - LR * dloss/dw
 STEPS = 2  # training steps per program: the second reads what the first wrote
@@ -456,7 +457,7 @@ def test_training_steps_agree_across_engines_and_levels(program, seed, flips):
             for k, (g, w) in enumerate(zip(got_step, want_step, strict=True)):
                 what = f"{config}, step {step}: {_describe(program, k)}"
                 if config == "optimize=0" and step == 0 and k < n_forward:
-                    _assert_identical(g, w, what)
+                    assert_identical(g, w, what)
                 else:
                     np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=what)
 

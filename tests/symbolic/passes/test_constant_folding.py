@@ -12,7 +12,7 @@ import symbolic as S
 from common import functional as F
 from symbolic.passes.constant_folding import MAX_GROWTH_BYTES, fold_constants
 from symbolic.passes.dead_code import eliminate_dead_code
-from tests.symbolic.test_differential import _assert_identical
+from tests.helpers import assert_identical
 
 HERE = "test_constant_folding.py"
 
@@ -61,7 +61,7 @@ def test_a_subgraph_of_constants_folds_into_one_constant_equal_to_eager(name):
 
     pruned, _ = eliminate_dead_code(folded)
     assert pruned.nodes == [out]  # the whole subgraph is now one node
-    _assert_identical(out.value, build(E.tensor).numpy(), name)
+    assert_identical(out.value, build(E.tensor).numpy(), name)
 
 
 FED_OR_STORED = {
@@ -85,7 +85,7 @@ def test_nodes_that_depend_on_a_placeholder_or_variable_are_not_folded(kind):
     assert mul.inputs[0] is x.node and mul.inputs[1].op == "constant"
     feeds = [np.full((2, 3), 0.5, np.float32)] if inputs else []
     want = S.compile(y, inputs=inputs, optimize=0)(*feeds)
-    _assert_identical(S.compile(y, inputs=inputs, optimize=2)(*feeds), want, "folded vs not")
+    assert_identical(S.compile(y, inputs=inputs, optimize=2)(*feeds), want, "folded vs not")
 
 
 def test_random_ops_never_fold_even_on_constant_inputs():

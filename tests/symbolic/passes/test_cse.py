@@ -11,7 +11,7 @@ import symbolic as S
 from common import functional as F
 from symbolic.passes import pass_names
 from symbolic.passes.common_subexpressions import SMALL_CONSTANT, eliminate_common_subexpressions
-from tests.symbolic.test_differential import _assert_identical
+from tests.helpers import assert_identical
 
 
 class Case(NamedTuple):
@@ -105,7 +105,7 @@ def _check(case: Case, rng) -> list[str]:
     assert len(graph.constants) == case.constants_after, str(graph)
     assert len(graph.nodes) == case.nodes_after, str(graph)
     feeds = [rng.normal(size=(3, 3)).astype(np.float32) for _ in range(2)]
-    _assert_identical(merged(*feeds), reference(*feeds), "cse vs optimize=0")
+    assert_identical(merged(*feeds), reference(*feeds), "cse vs optimize=0")
     (stage,) = [s for s in merged.report.stages if s.stage == "cse"]
     assert stage.nodes_before - stage.nodes_after == len(stage.changes)  # one line per merge
     return stage.changes

@@ -11,7 +11,7 @@ from common import functional as F
 from symbolic.graph import recording
 from symbolic.passes import pass_names
 from symbolic.passes.dead_code import eliminate_dead_code
-from tests.symbolic.test_differential import _assert_identical
+from tests.helpers import assert_identical
 
 rng0 = np.random.default_rng(0)
 W1 = rng0.normal(size=(4, 5)).astype(np.float32)
@@ -69,7 +69,7 @@ def test_outputs_are_unchanged_by_removing_dead_code():
     f = S.compile(_model(), inputs=[x], optimize=2, disable=ONLY_DCE)
     assert len(f.graph.nodes) < len(reference.graph.nodes)
     for got, want in zip(f(X), reference(X), strict=True):
-        _assert_identical(got, want, "dce vs optimize=0")
+        assert_identical(got, want, "dce vs optimize=0")
 
 
 def test_an_unoptimized_plan_still_runs_only_what_the_outputs_need():
@@ -114,7 +114,7 @@ def test_an_unused_placeholder_stays_an_input():
     assert [n.name for n in f.graph.inputs] == ["x", "unused"]
     assert unused.node in f.graph.nodes
     ones = np.ones(3, np.float32)
-    _assert_identical(f(ones, ones), np.exp(ones), "exp(x)")
+    assert_identical(f(ones, ones), np.exp(ones), "exp(x)")
 
 
 def test_dead_code_elimination_is_idempotent():

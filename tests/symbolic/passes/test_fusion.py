@@ -20,6 +20,7 @@ from symbolic.graph import Graph
 from symbolic.passes import fusion as fusion_pass
 from symbolic.passes.fusion import find_groups, fuse_elementwise
 from symbolic.passes.rewrite import lines_of
+from tests.helpers import as_list, gelu
 from tests.symbolic.test_differential import _placeholders, programs, run
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -31,10 +32,6 @@ LARGE = (600, 500)  # 300,000 elements: above fusion.SMALL, so numba runs too
 
 def _op_names(graph: Graph) -> Counter:
     return Counter("fused" if n.op_name.startswith("fused_") else n.op_name for n in graph.ops)
-
-
-def _as_list(out) -> list:
-    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 class Case(NamedTuple):
@@ -99,7 +96,7 @@ CASES = {
 
 def _traced(case: Case):
     inputs = [S.placeholder(s, name=f"x{i}") for i, s in enumerate(case.shapes)]
-    outputs = _as_list(case.build(*inputs))
+    outputs = as_list(case.build(*inputs))
     graph = Graph([i.node for i in inputs], [o.node for o in outputs])
     return inputs, outputs, graph
 
@@ -210,13 +207,9 @@ def test_a_fused_node_keeps_every_members_source_line():
 # ---- values on large inputs: the chunked threads and the numba loops both run ----------
 
 
-def _gelu(x):
-    return 0.5 * x * (1.0 + F.tanh(0.7978845608 * (x + 0.044715 * x**3)))
-
-
 LARGE_CASES = {
     "pythagoras": lambda x, y: F.sqrt(x * x + y * y),
-    "gelu": lambda x, y: _gelu(x) * y,
+    "gelu": lambda x, y: gelu(x) * y,
     "sigmoid and where": lambda x, y: F.where(x > y, F.sigmoid(x), F.tanh(y) * x),
     "clamp and relu": lambda x, y: F.clamp(x, min=-0.5, max=1.0) * F.relu(y - 0.1) + x**3,
     "softmax": lambda x, y: F.softmax(x * y, axis=-1),
@@ -257,7 +250,7 @@ def _mlp_step(params: dict, optimize: int, disable=()):
     weights = {k: S.variable(v.copy(), name=k) for k, v in params.items()}
     x = S.placeholder((BATCH, IN), name="x")
     labels = S.placeholder((BATCH,), "int64", name="labels")
-    hidden = _gelu(x @ weights["w1"] + weights["b1"])
+    hidden = gelu(x @ weights["w1"] + weights["b1"])
     loss = F.cross_entropy(hidden @ weights["w2"] + weights["b2"], labels)
     grads = S.grad(loss, list(weights.values()))
     updates = {w: w - 0.05 * g for w, g in zip(weights.values(), grads)}

@@ -15,6 +15,7 @@ import symbolic as S
 from common import functional as F
 from symbolic.graph import Graph, Node
 from symbolic.passes.memory import MemoryPlan, plan_memory, storage_roots
+from tests.helpers import as_list
 from tests.symbolic.test_differential import _placeholders, programs, run
 
 RTOL, ATOL = 1e-5, 1e-5
@@ -223,18 +224,14 @@ def test_a_returned_array_is_not_overwritten_by_the_next_call(name, optimize, rn
     x = S.placeholder((64, 64), name="x")
     f = S.compile(OUTPUTS[name](x), inputs=[x], optimize=optimize)
     feeds = [rng.normal(size=(64, 64)).astype(np.float32) for _ in range(2)]
-    first = _as_list(f(feeds[0]))
+    first = as_list(f(feeds[0]))
     saved = [a.copy() for a in first]
-    second = _as_list(f(feeds[1]))
+    second = as_list(f(feeds[1]))
     for k, (kept, was, new) in enumerate(zip(first, saved, second, strict=True)):
         np.testing.assert_array_equal(kept, was, err_msg=f"output {k} changed")
         assert not np.shares_memory(kept, new) and not np.array_equal(kept, new)
     if optimize == 2:
         check_plan(f.graph, f.graph.memory)
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def test_a_view_read_late_keeps_its_buffer_alive(rng):

@@ -12,7 +12,7 @@ from common.dispatch import apply
 from common.ops import OPS
 from symbolic.passes import pass_names
 from symbolic.passes.simplify import RULES, simplify
-from tests.symbolic.test_differential import _assert_identical
+from tests.helpers import assert_identical
 
 F32 = ((2, 3, 4), "float32")
 ROW = ((4,), "float32")
@@ -166,7 +166,7 @@ def _check_values(case: Case, reference, simplified, rng) -> None:
     with np.errstate(invalid="ignore"):  # x ** 0.5 of negative numbers: nan either way
         want, got = reference(*feeds), simplified(*feeds)
     if case.exact:
-        _assert_identical(got, want, "simplified vs optimize=0")
+        assert_identical(got, want, "simplified vs optimize=0")
     else:
         assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
