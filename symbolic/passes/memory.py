@@ -28,7 +28,7 @@ class MemoryPlan:
     assignment: dict[int, int]  # node id -> the buffer its kernel writes into (out=)
     lifetimes: dict[int, tuple[int, int]]  # node id -> (defined at, last read at) positions
     in_place: dict[int, int] = field(default_factory=dict)  # node id -> input id it overwrote
-    refused: list[tuple[int, int, str]] = field(default_factory=list)  # (node, input, reason)
+    refused: list[tuple] = field(default_factory=list)  # (node, input or None, reason)
     intermediate_bytes: int = 0  # what the plannable values would take without reuse
 
     @property
@@ -114,6 +114,9 @@ def _in_place_candidate(
 ) -> int | None:
     """An input whose buffer this elementwise node may overwrite, recording refusals."""
     if node.op.kind != "elementwise":
+        return None
+    if not getattr(node.op.kernel, "writes_in_place_well", True):
+        plan.refused.append((node.id, None, "a fused kernel runs 7-10x slower in place"))
         return None
     for a in node.inputs:
         if not isinstance(a, Node):
