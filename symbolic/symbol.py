@@ -28,6 +28,13 @@ DEFERRED = (
 )
 
 
+def deferred(what: str) -> TypeError:
+    """The error for asking a symbol for a value now, naming the user's line that asked
+    (the `if`, the `float(...)`), where the traceback's last line is inside diptych."""
+    where = user_line()
+    return TypeError(DEFERRED.format(what=what) + (f"\n  at {where}" if where else ""))
+
+
 def at_line(message: str, source: str) -> str:
     return f"{message}\n  (the node was built at {source})" if source else message
 
@@ -89,28 +96,28 @@ class Symbol(ArrayMethods):
             return self.node.value.data
         if self.node.op == "constant":
             return self.node.value
-        raise TypeError(DEFERRED.format(what="reading the value of"))
+        raise deferred("reading the value of")
 
     def __repr__(self) -> str:
         return f"<Symbol {self.node.label} = {self.node.op_name} : {self.node.type_str()}>"
 
     # ---- deferred: no value now ------------------------------------------------------------
     def __bool__(self) -> bool:
-        raise TypeError(DEFERRED.format(what="bool() of (an `if` or `while` on)"))
+        raise deferred("bool() of (an `if` or `while` on)")
 
     def __float__(self) -> float:
-        raise TypeError(DEFERRED.format(what="float() of"))
+        raise deferred("float() of")
 
     def __int__(self) -> int:
-        raise TypeError(DEFERRED.format(what="int() of"))
+        raise deferred("int() of")
 
     def __index__(self) -> int:
-        raise TypeError(DEFERRED.format(what="using as an index"))
+        raise deferred("using as an index")
 
     def __len__(self) -> int:
         if self.node.shape and self.node.shape[0] is not None:
             return self.node.shape[0]
-        raise TypeError(DEFERRED.format(what="len() of (or iterating over)"))
+        raise deferred("len() of (or iterating over)")
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -465,3 +465,10 @@ def test_a_run_time_shape_mismatch_reads_like_eager_and_names_the_placeholders(l
     assert "'x' f32[?, 3] (fed (2, 3), made at test_errors_and_api.py:" in message
     assert "'y' f32[?, 3] (fed (4, 3)" in message
     assert "numpy" not in message and "operands could not be broadcast" not in message
+
+
+def test_branching_on_a_symbol_names_the_users_line():
+    x = S.placeholder((3,), name="x")
+    with pytest.raises(TypeError, match=r"bool\(\) of .*\n  at .*: if F\.sum\(x\) > 0:"):
+        if F.sum(x) > 0:
+            pass
