@@ -81,9 +81,9 @@ def _signature(value: Any) -> tuple:
 
 def _describe(old: tuple, new: tuple) -> str:
     if old[0] == new[0] == "array":
-        what = "shape" if old[1] != new[1] else "dtype"
-        before, after = (old[1], new[1]) if what == "shape" else (old[2], new[2])
-        return f"{what} {before} -> {after}: a graph is specialized to its input shapes and dtypes"
+        parts = [f"{what} {a} -> {b}" for what, a, b in zip(("shape", "dtype"), old[1:], new[1:])]
+        changed = " and ".join(p for p, a, b in zip(parts, old[1:], new[1:]) if a != b)
+        return f"{changed}: a graph is specialized to its input shapes and dtypes"
     if old[0] == new[0] == "value":
         return (
             f"{old[2]!r} -> {new[2]!r}: a Python {new[1]} is baked into the graph; pass "
@@ -245,9 +245,24 @@ class TracedFunction:
             if len(self._evicted) > self.max_cache:
                 self._evicted.popitem(last=False)
 
+    def _nearest(self, key: tuple) -> tuple:
+        def distance(other: tuple) -> int:  # fields that differ: shape and dtype count apart
+            (args, modes), (new_args, new_modes) = other, key
+            fields = [
+                (a[1:], b[1:]) if a[0] == b[0] == "array" else ((a,), (b,))
+                for a, b in zip(args, new_args)
+            ]
+            differing = sum(x != y for old, new in fields for x, y in zip(old, new))
+            differing += sum(a != b for a, b in zip(modes, new_modes))
+            return differing + abs(len(args) - len(new_args))
+
+        return min([self._last, *self.cache], key=distance)
+
     def _explain(self, key: tuple) -> str:
-        """Why `key` needs a new graph, compared with the previous call's (the lock held)."""
-        (old_args, old_modes), (new_args, new_modes) = self._last, key
+        """Why `key` needs a new graph, compared with the nearest signature already traced
+        (the one that differs in the fewest places; the previous call's on a tie), the
+        lock held."""
+        (old_args, old_modes), (new_args, new_modes) = self._nearest(key), key
         names = _argument_names(self.fn, len(new_args))
         changed = [
             f"argument {n} changed {_describe(o, k)}"

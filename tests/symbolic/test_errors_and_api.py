@@ -472,3 +472,16 @@ def test_branching_on_a_symbol_names_the_users_line():
     with pytest.raises(TypeError, match=r"bool\(\) of .*\n  at .*: if F\.sum\(x\) > 0:"):
         if F.sum(x) > 0:
             pass
+
+
+def test_a_retrace_is_explained_against_the_nearest_graph_already_traced():
+    """(4, 8) float32 is cached; (4, 8) float64 differs from it only in dtype, although the
+    call before was (5, 8) float32."""
+    double = S.function(lambda x: x * 2)
+    double(np.ones((4, 8), np.float32))
+    double(np.ones((5, 8), np.float32))
+    double(np.ones((4, 8), np.float64))
+    assert "changed dtype float32 -> float64" in double.explanations[-1]
+    assert "shape" not in double.explanations[-1].split(":")[0]
+    double(np.ones((6, 9), np.float16))  # both differ from everything: both are named
+    assert "shape" in double.explanations[-1] and "dtype" in double.explanations[-1]
