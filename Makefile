@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test setup graphviz lint bench clean
+.PHONY: demo test docs setup graphviz lint bench clean
 
 demo: setup graphviz
 	$(VENV)/bin/diptych
@@ -13,12 +13,16 @@ test: setup graphviz
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
+# The site (mkdocs.yml) into build/site, every lesson executed at its default sizes.
+docs: setup graphviz
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,fast]'
+	$(PIP) install -q -e '.[dev,fast,docs]'
 	touch $@
 
 # The `dot` program renders graphs: installed with apt-get where we are root, else explained.
