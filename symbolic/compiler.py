@@ -122,6 +122,12 @@ class CompiledFunction:
 
         return render(self, path, format, stage, **options)
 
+    def debug(self, *args: Any, **kwargs: Any) -> Any:
+        """A stepping debugger over this plan, fed as a call is (`symbolic.debug`)."""
+        from symbolic.debug import Debugger
+
+        return Debugger(self, self._feeds(args, kwargs))
+
     def _repr_svg_(self) -> str | None:  # Jupyter shows the optimized graph
         from symbolic.visualize import svg
 
