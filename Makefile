@@ -39,9 +39,9 @@ graphviz:
 # BLAS/OpenMP threads while timing: `diptych compare`'s policy and default (0: the libraries')
 THREADS ?= 1
 
+# every row of issue 14's table, diptych and each installed peer in one run (JSON for the docs)
 bench: setup
-	$(PY) benchmarks/eager_overhead.py --threads $(THREADS)
-	$(PY) benchmarks/compiled_overhead.py --threads $(THREADS)
+	$(VENV)/bin/diptych bench --threads $(THREADS) --json build/bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

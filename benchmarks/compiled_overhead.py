@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import functools
 import pstats
 import sys
 import time
@@ -54,8 +53,22 @@ from harness import (
 
 import eager as E
 import symbolic as S
-from common import functional as F
 from common import nn
+from compare.bench import (
+    BATCH,
+    FORWARD_SIZES,
+    LR,
+    SIZES,
+    build_mlp,
+    compile_training_step,
+    make_compiled_step,
+    make_diptych_step,
+    make_jax_step,
+    make_numpy_step,
+    make_torch_step,
+    numpy_forward,
+    training_setup,
+)
 
 torch = eo.torch  # None when torch is not importable
 try:
@@ -64,7 +77,6 @@ try:
 except ImportError:  # the benchmark still runs without jax, minus its rows
     jax = jnp = None
 
-FORWARD_SIZES = (784, 256, 256, 10)
 FORWARD_TARGET_NS = 4_000_000  # each forward sample loops for about 4 ms
 FORWARD_TOLERANCE = 1e-4  # largest difference in the logits from numpy's
 PROFILE_CALLS = 2000
@@ -99,16 +111,6 @@ def print_compiled(fn: S.CompiledFunction) -> None:
 
 
 # ---- a. forward at batch 1 ---------------------------------------------------------------
-
-
-def numpy_forward(layers: list[tuple], x: np.ndarray, transposed: bool = True) -> np.ndarray:
-    """x @ W.T + b, ReLU between layers; `transposed`: the layers hold W.T (made contiguous
-    once, ahead of time), not W."""
-    for i, (w, b) in enumerate(layers):
-        x = x @ (w if transposed else w.T) + b
-        if i < len(layers) - 1:
-            x = np.maximum(x, 0)
-    return x
 
 
 def no_grad_forward(no_grad: Callable, model: Any, x: Any) -> Any:
@@ -151,7 +153,7 @@ def forward_contenders(model: Any, x: np.ndarray) -> tuple[dict[str, Callable], 
         COMPILED: partial(compiled, x),
     }
     if torch is not None:
-        torch_model = eo.build_mlp(torch.nn, FORWARD_SIZES)
+        torch_model = build_mlp(torch.nn, FORWARD_SIZES)
         with torch.no_grad():
             for p, w in zip(torch_model.parameters(), weights, strict=True):
                 p.copy_(torch.from_numpy(w))
@@ -176,7 +178,7 @@ def bench_forward() -> None:
         f"{REPEATS} interleaved repeats)"
     )
     E.manual_seed(0)
-    model = eo.build_mlp(nn, FORWARD_SIZES)
+    model = build_mlp(nn, FORWARD_SIZES)
     x = np.random.default_rng(0).standard_normal((1, FORWARD_SIZES[0])).astype(np.float32)
     contenders, compiled = forward_contenders(model, x)
     ref = contenders[NUMPY]()
@@ -205,62 +207,14 @@ def bench_forward() -> None:
 # ---- b. one training step ----------------------------------------------------------------
 
 
-def compile_training_step(weights: list[np.ndarray]) -> S.CompiledFunction:
-    """The digits MLP's whole SGD step as one compiled graph; it updates the model in place."""
-    model = eo.build_mlp(nn)
-    for p, w in zip(model.parameters(), weights, strict=True):
-        p.copy_(w)
-    x = S.placeholder((eo.BATCH, eo.SIZES[0]), name="x")
-    t = S.placeholder((eo.BATCH,), "int64", name="t")
-    loss = F.cross_entropy(model(x), t)
-    params = list(model.parameters())
-    grads = S.grad(loss, params)
-    return S.compile(
-        loss, inputs=[x, t], updates={p: p - eo.LR * g for p, g in zip(params, grads)}, optimize=0
-    )
-
-
-def make_compiled_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
-    return partial(compile_training_step(weights), x, y)
-
-
-def jax_loss(params: list[tuple], x: Any, y: Any) -> Any:
-    log_p = jax.nn.log_softmax(jax_mlp(params, x))
-    return -jnp.mean(jnp.take_along_axis(log_p, y[:, None], axis=1))
-
-
-@functools.cache
-def jax_train_step() -> Callable:
-    """value_and_grad + SGD returning the new parameters, jitted once. (Donating the old
-    parameters' buffers, donate_argnums=0, measured no faster here: arrays this small.)"""
-
-    def train_step(params: list[tuple], x: Any, y: Any) -> tuple:
-        loss, grads = jax.value_and_grad(jax_loss)(params, x, y)
-        return jax.tree_util.tree_map(lambda p, g: p - eo.LR * g, params, grads), loss
-
-    return jax.jit(train_step)
-
-
-def make_jax_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
-    state = [jax_params(weights)]
-    x_dev, y_dev = jnp.asarray(x), jnp.asarray(y.astype(np.int32))
-    train = jax_train_step()
-
-    def step() -> Any:
-        state[0], loss = train(state[0], x_dev, y_dev)
-        return loss.block_until_ready()
-
-    return step
-
-
 def step_factories() -> dict[str, Callable]:
     factories = {
-        NUMPY: eo.make_numpy_step,
-        EAGER: eo.make_diptych_step,
-        COMPILED: make_compiled_step,
+        NUMPY: make_numpy_step,
+        EAGER: make_diptych_step,
+        COMPILED: partial(make_compiled_step, optimize=0),
     }
     if torch is not None:
-        factories["torch eager"] = eo.make_torch_step
+        factories["torch eager"] = make_torch_step
     if jax is not None:
         factories["jax.jit"] = make_jax_step
     return factories
@@ -268,10 +222,10 @@ def step_factories() -> dict[str, Callable]:
 
 def bench_training_step() -> None:
     print(
-        f"b. one training step: MLP {'-'.join(map(str, eo.SIZES))} (ReLU), batch "
-        f"{eo.BATCH}, softmax cross-entropy, SGD lr={eo.LR}"
+        f"b. one training step: MLP {'-'.join(map(str, SIZES))} (ReLU), batch "
+        f"{BATCH}, softmax cross-entropy, SGD lr={LR}"
     )
-    x, y, weights = eo.training_setup()
+    x, y, weights = training_setup()
     factories = step_factories()
     eo.check_losses(weights, x, y, factories)
     steps = {name: make(weights, x, y) for name, make in factories.items()}
@@ -296,8 +250,8 @@ def kernel_owners(fn: S.CompiledFunction) -> dict[tuple[str, int], str]:
 
 
 def profile_compiled_step() -> None:
-    x, y, weights = eo.training_setup()
-    step = compile_training_step(weights)
+    x, y, weights = training_setup()
+    step = compile_training_step(weights, optimize=0)
     counts: dict[str, int] = {}
     for node in step.graph.ops:
         counts[node.op.name] = counts.get(node.op.name, 0) + 1

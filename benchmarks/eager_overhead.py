@@ -44,20 +44,26 @@ from harness import (
 )
 
 import eager as E
-from common import data, nn, optim
 from common import functional as F
+from compare.bench import (
+    BATCH,
+    LOSS_TOLERANCE,
+    LR,
+    SIZES,
+    first_losses,
+    make_diptych_step,
+    make_numpy_step,
+    make_torch_step,
+    training_setup,
+)
 
 try:
     import torch
 except ImportError:  # the benchmark still runs without torch, minus its columns
     torch = None
 
-SIZES = (64, 128, 64, 10)  # the digits MLP: 64 pixels -> 128 -> 64 -> 10 classes
-BATCH = 64
-LR = 0.1
 OP_TARGET_NS = 4_000_000  # each per-op sample loops for about 4 ms
 STEP_TARGET_NS = 20_000_000  # each training-step sample loops for about 20 ms
-LOSS_TOLERANCE = 1e-4
 
 
 # ---- 1. per-op overhead ------------------------------------------------------------------
@@ -111,95 +117,6 @@ def bench_ops() -> None:
 # ---- 2. one training step ----------------------------------------------------------------
 
 
-def build_mlp(nn_module: Any, sizes: tuple[int, ...] = SIZES) -> Any:
-    """The same MLP from diptych's `nn` or `torch.nn` (they share Linear/ReLU/Sequential)."""
-    layers: list[Any] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(nn_module.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn_module.ReLU())
-    return nn_module.Sequential(*layers)
-
-
-def framework_step(model: Any, opt: Any, cross_entropy: Callable, x: Any, y: Any) -> Any:
-    """One eager training step, written as a user of diptych or torch writes it."""
-    opt.zero_grad()
-    loss = cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss
-
-
-def make_diptych_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
-    model = build_mlp(nn)
-    for p, w in zip(model.parameters(), weights, strict=True):
-        p.copy_(w)
-    opt = optim.SGD(model.parameters(), lr=LR)
-    return partial(framework_step, model, opt, F.cross_entropy, E.from_numpy(x), y)
-
-
-def make_torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
-    model = build_mlp(torch.nn)
-    with torch.no_grad():
-        for p, w in zip(model.parameters(), weights, strict=True):
-            p.copy_(torch.from_numpy(w))
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    return partial(
-        framework_step,
-        model,
-        opt,
-        torch.nn.functional.cross_entropy,
-        torch.from_numpy(x.copy()),
-        torch.from_numpy(y.copy()),
-    )
-
-
-def _numpy_forward(layers: list[tuple], x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's input, then the logits (ReLU between layers)."""
-    acts = [x]
-    for i, (w, b) in enumerate(layers):
-        z = acts[-1] @ w.T + b
-        acts.append(np.maximum(z, 0, out=z) if i < len(layers) - 1 else z)
-    return acts
-
-
-def _softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple:
-    """Mean loss and its gradient w.r.t. the logits, stable by max-subtraction."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
-    loss = np.log(s).mean() - z[rows, y].mean()
-    grad = e / s
-    grad[rows, y] -= 1
-    grad /= len(y)
-    return loss, grad
-
-
-def _numpy_backward_sgd(layers: list[tuple], acts: list[np.ndarray], grad: np.ndarray) -> None:
-    """Backpropagate from the logits' gradient and update every layer in place."""
-    for i in reversed(range(len(layers))):
-        w, b = layers[i]
-        below = grad @ w if i > 0 else None  # before w changes
-        gw, gb = grad.T @ acts[i], grad.sum(axis=0)
-        if below is not None:
-            grad = below * (acts[i] > 0)  # ReLU: acts[i] = relu(z) > 0 exactly where z > 0
-        w -= LR * gw
-        b -= LR * gb
-
-
-def numpy_step(layers: list[tuple], x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> Any:
-    acts = _numpy_forward(layers, x)
-    loss, grad = _softmax_cross_entropy(acts[-1], y, rows)
-    _numpy_backward_sgd(layers, acts, grad)
-    return loss
-
-
-def make_numpy_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable:
-    copies = [w.copy() for w in weights]
-    layers = list(zip(copies[0::2], copies[1::2]))
-    return partial(numpy_step, layers, x, y, np.arange(len(y)))
-
-
 STEP_FACTORIES: dict[str, Callable] = {
     "numpy, by hand": make_numpy_step,
     "diptych eager": make_diptych_step,
@@ -215,10 +132,7 @@ def check_losses(
     factories: dict[str, Callable] = STEP_FACTORIES,
 ) -> None:
     """From the same start, the losses of steps 1 and 2 (so after one update) must agree."""
-    losses = {}
-    for name, make in factories.items():
-        step = make(weights, x, y)
-        losses[name] = [step().item() for _ in range(2)]
+    losses = first_losses({name: make(weights, x, y) for name, make in factories.items()})
     ref = losses["numpy, by hand"]
     worst = max(abs(a - b) for ls in losses.values() for a, b in zip(ls, ref))
     width = max(map(len, losses)) + 1
@@ -226,15 +140,6 @@ def check_losses(
         print(f"  {name:{width}s} loss at step 1 = {first:.6f}, at step 2 = {second:.6f}")
     verdict = "OK" if worst <= LOSS_TOLERANCE else "MISMATCH (check the contenders!)"
     print(f"  largest difference from numpy: {worst:.2e} (tolerance {LOSS_TOLERANCE:g}): {verdict}")
-
-
-def training_setup() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """A digits batch and the initial weights (diptych's init, seed 0) every contender uses."""
-    digits = data.digits()
-    x, y = digits.x_train[:BATCH], digits.y_train[:BATCH]
-    E.manual_seed(0)
-    weights = [p.numpy().copy() for p in build_mlp(nn).parameters()]
-    return x, y, weights
 
 
 COMPARE_NOTE = (

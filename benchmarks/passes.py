@@ -2,7 +2,8 @@
 
 1. elementwise chains on 10M float32 (sqrt(a*a + b*b), the tanh GELU): eager, compiled at
    optimize 0 and 2, torch.compile and jax.jit where installed, with the fraction of the
-   machine's memory bandwidth (measured here, by a large copy) each one reaches;
+   machine's memory bandwidth each one reaches (the bandwidth probe of `diptych bench`,
+   compare/bench.py, raced with them);
 2. peak memory (tracemalloc, which sees numpy's buffers) of a deep MLP's forward and
    backward at batch 256: eager against optimize=2 (its planned buffers counted);
 3. compile time against graph size, up to 10,000 nodes (numba's kernel builds excluded:
@@ -11,15 +12,14 @@
     python benchmarks/passes.py [--quick] [--threads N]
 
 --threads N: the thread policy, as `diptych compare`'s (default 1), printed with the results;
-it limits BLAS and OpenMP pools, not the fused kernels' threads nor the bandwidth copy's.
+it limits BLAS and OpenMP pools, numba's parallel loops too where numba's threading layer is
+OpenMP (the fused kernels' and the bandwidth probe's alike).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import math
-import os
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -27,123 +27,65 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from harness import add_threads_argument, print_machine, print_table, race, thread_limit, us
+from harness import add_threads_argument, print_machine, print_table, thread_limit, us
 
 import eager as E
 import symbolic as S
 from common import functional as F
 from common import nn, optim
-from common.fusion import _pool
+from compare.bench import chain_peers, gelu, pythagoras, timed, triad_probe
 
 N = 10_000_000
 
 
-def pythagoras(x: Any, y: Any) -> Any:
-    return F.sqrt(x * x + y * y)
-
-
-def gelu(x: Any, y: Any) -> Any:
-    return 0.5 * x * (1 + F.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))) + 0 * y
-
-
-def bandwidth_gbs(n: int) -> float:
-    """Read + write bytes per second of a large copy on every core (a copy split in one
-    block per core): the machine's practical memory bandwidth."""
-    a, b = np.ones(n, np.float32), np.empty(n, np.float32)
-    cores = os.cpu_count() or 1
-    blocks = [(slice(i * n // cores, (i + 1) * n // cores)) for i in range(cores)]
-
-    def parallel_copy() -> None:
-        list(_pool.map(lambda s: np.copyto(b[s], a[s]), blocks))
-
-    stats = race({"copy": parallel_copy}, target_ns=50_000_000, repeats=7)
-    return 2 * a.nbytes / (stats["copy"].median / 1e9) / 1e9
-
-
-def _peers(fn: Callable, a: np.ndarray, b: np.ndarray) -> dict[str, Callable]:
-    found = {}
-    try:
-        import torch
-
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        compiled = torch.compile(lambda x, y: fn_torch(fn, x, y))
-        compiled(ta, tb)
-        found["torch.compile"] = lambda: compiled(ta, tb)
-    except Exception as exc:  # noqa: BLE001 (a peer is optional)
-        print(f"  note: torch.compile row skipped ({type(exc).__name__}: {exc})"[:160])
-    try:
-        import jax
-        import jax.numpy as jnp
-
-        ja, jb = jnp.asarray(a), jnp.asarray(b)
-        jitted = jax.jit(lambda x, y: fn_jax(fn, x, y))
-        jitted(ja, jb).block_until_ready()
-        found["jax.jit"] = lambda: jitted(ja, jb).block_until_ready()
-    except Exception as exc:  # noqa: BLE001
-        print(f"  note: jax.jit row skipped ({type(exc).__name__}: {exc})"[:160])
-    return found
-
-
-def fn_torch(fn: Callable, x: Any, y: Any) -> Any:
-    import torch
-
-    if fn is pythagoras:
-        return torch.sqrt(x * x + y * y)
-    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-
-
-def fn_jax(fn: Callable, x: Any, y: Any) -> Any:
-    import jax.numpy as jnp
-
-    if fn is pythagoras:
-        return jnp.sqrt(x * x + y * y)
-    return 0.5 * x * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-
-
 def bench_chains(n: int, with_peers: bool) -> None:
-    gbs = bandwidth_gbs(n)
-    print(
-        f"\n1. elementwise chains on {n:,} float32; memory bandwidth measured by a copy: "
-        f"{gbs:.1f} GB/s"
-    )
     rng = np.random.default_rng(0)
     a, b = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
-    for fn, inputs_used in ((pythagoras, 2), (gelu, 1)):
-        x, y = S.placeholder((n,), name="x"), S.placeholder((n,), name="y")
-        out = fn(x, y)
-        compiled = {level: S.compile(out, inputs=[x, y], optimize=level) for level in (0, 2)}
+    probe, triad, triad_bytes = triad_probe(n)
+    print(
+        f"\n1. elementwise chains on {n:,} float32; memory bandwidth measured by the {probe}, "
+        "raced with each chain"
+    )
+    for fn, arrays in ((pythagoras, [a, b]), (gelu, [a])):
+        feeds = [S.placeholder((n,), name=name) for name in "xy"[: len(arrays)]]
+        out = fn(F, *feeds)
+        compiled = {level: S.compile(out, inputs=feeds, optimize=level) for level in (0, 2)}
         start = time.perf_counter()
-        compiled[2](a, b)  # the first call builds (or loads) the fused kernel
+        compiled[2](*arrays)  # the first call builds (or loads) the fused kernel
         first_call = time.perf_counter() - start
         kernel = next(
             node.op.kernel for node in compiled[2].graph.ops if node.op.name.startswith("fused")
         )
-        ta, tb = E.tensor(a), E.tensor(b)
         contenders = {
-            "diptych eager": partial(fn, ta, tb),
-            "compiled optimize=0": partial(compiled[0], a, b),
-            "compiled optimize=2": partial(compiled[2], a, b),
+            probe: triad,
+            "diptych eager": partial(fn, F, *(E.tensor(x) for x in arrays)),
+            "compiled optimize=0": partial(compiled[0], *arrays),
+            "compiled optimize=2": partial(compiled[2], *arrays),
         }
+        missing: dict[str, str] = {}
         if with_peers:
-            contenders.update(_peers(fn, a, b))
-        stats = race(contenders, target_ns=200_000_000, repeats=7)
-        moved = (inputs_used + 1) * a.nbytes  # inputs read once, output written once
-        eager = stats["diptych eager"].median
+            contenders.update(chain_peers(fn, arrays, True, missing))
+        t = timed(contenders, 200, 7)
+        gbs = triad_bytes / t.pop(probe) / 1e9
+        moved = (len(arrays) + 1) * a.nbytes  # inputs read once, output written once
+        eager = t["diptych eager"]
         rows = [
             [
                 name,
-                f"{s.median / 1e6:.1f}",
-                f"{eager / s.median:.1f}x",
-                f"{moved / s.median:.1f}",
-                f"{100 * moved / s.median / gbs:.0f}%",
+                f"{s * 1e3:.1f}",
+                f"{eager / s:.1f}x",
+                f"{moved / s / 1e9:.1f}",
+                f"{100 * moved / s / 1e9 / gbs:.0f}%",
             ]
-            for name, s in stats.items()
+            for name, s in t.items()
         ]
         print(
             f"\n{fn.__name__}: fused kernel {kernel.choice}; first call {first_call:.2f} s "
-            f"(numba build {kernel.compile_seconds:.2f} s)"
+            f"(numba build {kernel.compile_seconds:.2f} s); bandwidth {gbs:.1f} GB/s"
         )
         print_table(["contender", "ms", "vs eager", "GB/s", "of bandwidth"], rows)
+        for name, why in missing.items():
+            print(f"  {name}: {why}")
 
 
 def deep_mlp(depth: int = 8, width: int = 512) -> nn.Module:

@@ -14,11 +14,9 @@ process loads also pays numba's one-time start of its compiler target).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
+
+from compare.bench import run_child
 
 CHILD = """
 import json, sys, time
@@ -50,15 +48,7 @@ print(json.dumps({"import": imported, "numba": numba_import, "compile": compiled
 
 
 def run(model: str, batch: int, size: int, cache: str) -> dict:
-    env = dict(os.environ, DIPTYCH_CACHE=cache)
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, model, str(batch), str(size)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, model, str(batch), str(size), env={"DIPTYCH_CACHE": cache})
 
 
 def main() -> None:

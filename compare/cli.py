@@ -21,11 +21,11 @@ import time
 from dataclasses import replace
 from typing import NoReturn
 
-from compare import checks, lessons, pictures, zoo
+from compare import bench, checks, lessons, pictures, zoo
 from compare.checks import UsageError, at_least, opt_level, positive_float
 from compare.timing import THREADS_HELP, thread_limit
 
-COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson")
+COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson", "bench")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
 same model, side by side: time, memory, and the differences in outputs and gradients.
 Without a command it runs `compare` on a quick default set of models."""
@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     _add_others(sub)
     pictures.register(sub)  # `graph` and `tape` (they set `args.run`)
     lessons.add_parser(sub)
+    bench.add_parser(sub)
     return p
 
 
@@ -336,6 +337,7 @@ RUNNERS = {
     "models": run_models,
     "explain": run_explain,
     "lesson": lessons.run_lesson_command,
+    "bench": bench.run_bench_command,
 }
 
 

@@ -91,7 +91,7 @@ def torch_steps(
 # ---- jax ---------------------------------------------------------------------------------
 
 
-def _jax_ops(jax: Any) -> SimpleNamespace:
+def jax_ops(jax: Any) -> SimpleNamespace:
     jnp = jax.numpy
 
     def cross_entropy(logits: Any, labels: Any) -> Any:
@@ -109,7 +109,7 @@ def jax_steps(
     wrt: tuple[str, ...],
 ) -> list[PeerStep]:
     """jax.jit of value_and_grad, lowered and compiled ahead of the first call."""
-    ops = _jax_ops(jax)
+    ops = jax_ops(jax)
     names = list(inputs)
     arrays = {
         k: jax.numpy.asarray(v.astype(np.int32) if v.dtype == np.int64 else v)

@@ -33,9 +33,9 @@ THREAD_ENV_VARS = (
     "OPENBLAS_NUM_THREADS",
     "OMP_NUM_THREADS",
 )
-POLICY_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+POLICY_ENV_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # not OpenMP: numba's pool
 THREADS_HELP = (
-    "limit BLAS/OpenMP thread pools while timing (default 1: stable numbers on "
+    "limit BLAS thread pools (and torch's) while timing (default 1: stable numbers on "
     "small or busy machines; 0: the libraries' defaults)"
 )
 
@@ -121,6 +121,10 @@ def race(
     numbers = {name: calibrate(fn, target_ns) for name, fn in contenders.items()}
     names = list(contenders)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    # What exists now (torch, jax, the models) is never walked again: with both peers
+    # loaded, a full collection took 0.15-0.26 s, once per round.
+    gc.collect()
+    gc.freeze()
     try:
         for r in range(repeats):
             gc.collect()  # every round starts from the same heap, and no collection lands
@@ -133,6 +137,7 @@ def race(
                 tick()
     finally:
         gc.enable()
+        gc.unfreeze()
     return {name: Stats.of(s) for name, s in samples.items()}
 
 
@@ -148,11 +153,14 @@ def time_once(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 @contextlib.contextmanager
 def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
-    """The one thread policy of `diptych compare` and benchmarks/: BLAS and OpenMP pools (and
-    torch's, if it is loaded or among `peers`) limited to `threads`, 0 leaving them as they
-    are; yields the policy in words, which `policy_line` prints with the results. Pools
-    loaded on entry are limited by threadpoolctl, pools loaded later (scipy's BLAS, say) by
-    the variables they read when they load (POLICY_ENV_VARS, set meanwhile)."""
+    """The one thread policy of `diptych compare` and benchmarks/: BLAS pools (and torch's,
+    if it is loaded or among `peers`) limited to `threads`, 0 leaving them as they are;
+    yields the policy in words, which `policy_line` prints with the results. Pools loaded on
+    entry are limited by threadpoolctl, pools loaded later (scipy's BLAS, say) by the
+    variables they read when they load (POLICY_ENV_VARS, set meanwhile). OpenMP is left
+    alone: it is the pool numba's parallel fused kernels run on (limiting it made a 10M
+    element triad 2.9x slower), so they use the machine's cores, as torch.compile's and
+    XLA's kernels do."""
     if threads <= 0:
         yield "the libraries' defaults (--threads 0)"
         return
@@ -170,10 +178,10 @@ def thread_limit(threads: int, peers: tuple[str, ...] = ()) -> Iterator[str]:
         os.environ.update({var: str(threads) for var in POLICY_ENV_VARS})
         if torch is not None:
             torch.set_num_threads(threads)
-        with threadpool_limits(limits=threads):
+        with threadpool_limits(limits=threads, user_api="blas"):
             yield (
-                f"BLAS/OpenMP pools limited to {threads} (--threads {threads}); not "
-                "limited: XLA's pool, the fused kernels' own threads"
+                f"BLAS pools limited to {threads} (--threads {threads}); not limited: "
+                "OpenMP (numba's fused kernels), XLA's pool"
             )
     finally:
         for var, value in saved.items():

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from compare import lessons
+from compare import cli, lessons
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (.ci/run installs it)
@@ -58,7 +58,7 @@ def test_every_lesson_and_command_has_its_page(site):
     overview = (site / "lessons" / "index.html").read_text(encoding="utf-8")
     assert all(lesson.title in overview for lesson in lessons.all_lessons())
     cli_page = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
-    for command in ("compare", "train", "models", "explain", "graph", "tape", "lesson"):
+    for command in cli.COMMANDS:  # every command the parser has, from the parser
         assert f"diptych {command}" in cli_page, f"the CLI reference lacks `diptych {command}`"
 
 
