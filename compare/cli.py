@@ -21,11 +21,11 @@ import time
 from dataclasses import replace
 from typing import NoReturn
 
-from compare import bench, checks, lessons, pictures, zoo
+from compare import bench, check, checks, lessons, pictures, zoo
 from compare.checks import UsageError, at_least, opt_level, positive_float
 from compare.timing import THREADS_HELP, thread_limit
 
-COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson", "bench")
+COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson", "check", "bench")
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
 same model, side by side: time, memory, and the differences in outputs and gradients.
 Without a command it runs `compare` on a quick default set of models."""
@@ -131,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     pictures.register(sub)  # `graph` and `tape` (they set `args.run`)
     lessons.add_parser(sub)
     bench.add_parser(sub)
+    check.add_parser(sub)
     return p
 
 
@@ -338,6 +339,7 @@ RUNNERS = {
     "explain": run_explain,
     "lesson": lessons.run_lesson_command,
     "bench": bench.run_bench_command,
+    "check": check.run_check_command,
 }
 
 

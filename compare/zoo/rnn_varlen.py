@@ -21,9 +21,9 @@ FEATURES, HIDDEN = 8, 16
 
 
 def zeros_beside(x: Any, shape: tuple) -> Any:
-    """Zeros on the device of `x`: an eager tensor's array module; for a symbol, numpy (the
-    graph makes it a constant, placed where the plan runs)."""
-    return array_module([getattr(x, "data", None)]).zeros(shape, np.float32)
+    """Zeros of `x`'s dtype on its device: an eager tensor's array module; for a symbol,
+    numpy (the graph makes it a constant, placed where the plan runs)."""
+    return array_module([getattr(x, "data", None)]).zeros(shape, x.dtype)
 
 
 class VarLenRNN(nn.Module):
