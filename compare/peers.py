@@ -153,3 +153,32 @@ def peer_steps(
         return make(module, peer, params, inputs, wrt), ""
     except Exception as exc:  # a peer that cannot build its step is reported, not fatal
         return [], f"{name}: could not build the step ({type(exc).__name__}: {exc})"
+
+
+# ---- onnxruntime: the same graph, exported ----------------------------------------------
+
+
+def compare_with_onnxruntime(
+    f: Any,
+    inputs: list,
+    opset: int = 17,
+    target_ms: float = 20,
+    repeats: int = 5,
+    threads: int = 1,
+) -> tuple[float, float]:
+    """(diptych seconds, onnxruntime seconds): the median time per call of `f` and of its
+    exported graph in onnxruntime, fed the same inputs, raced interleaved
+    (`compare.timing.race`), each on `threads` threads (BLAS's for diptych)."""
+    from compare.timing import race, thread_limit
+    from symbolic.onnx import onnxruntime_session, to_onnx  # the `export` extra, used here only
+
+    session = onnxruntime_session(to_onnx(f, opset), threads)
+    feeds = {i.name: np.asarray(v) for i, v in zip(session.get_inputs(), inputs)}
+    with thread_limit(threads):
+        stats = race(
+            {"diptych": lambda: f(*inputs), "onnxruntime": lambda: session.run(None, feeds)},
+            target_ns=int(target_ms * 1e6),
+            repeats=repeats,
+            warmup=1,
+        )
+    return stats["diptych"].median / 1e9, stats["onnxruntime"].median / 1e9

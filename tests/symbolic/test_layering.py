@@ -42,7 +42,7 @@ def _imports(path: pathlib.Path, modules: set[str]) -> set[str]:
 
 
 def _import_graph() -> nx.DiGraph:
-    paths = [p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))]
+    paths = [p for pkg in (*PACKAGES, "compare") for p in sorted((ROOT / pkg).rglob("*.py"))]
     modules = {_module_name(p) for p in paths}
     graph = nx.DiGraph()
     graph.add_nodes_from(modules)
@@ -80,7 +80,13 @@ def test_graph_module_imports_no_other_symbolic_module():
 
 @pytest.mark.parametrize(
     "source, target",
-    [("common", "eager"), ("common", "symbolic"), ("eager", "symbolic"), ("symbolic", "eager")],
+    [
+        ("common", "eager"),
+        ("common", "symbolic"),
+        ("eager", "symbolic"),
+        ("symbolic", "eager"),
+        *((engine, "compare") for engine in PACKAGES),  # compare sits on top of them all
+    ],
 )
 def test_layers_stay_apart(source, target):
     assert not _edges(source, target)
