@@ -22,10 +22,23 @@ from dataclasses import replace
 from typing import NoReturn
 
 from compare import bench, check, checks, lessons, pictures, zoo
+from compare import run as run_commands
 from compare.checks import UsageError, at_least, opt_level, positive_float
 from compare.timing import THREADS_HELP, thread_limit
 
-COMMANDS = ("compare", "train", "models", "explain", "graph", "tape", "lesson", "check", "bench")
+COMMANDS = (
+    "compare",
+    "train",
+    "models",
+    "explain",
+    "graph",
+    "tape",
+    "lesson",
+    "check",
+    "bench",
+    "run",
+    "export",
+)
 DESCRIPTION = """diptych: eager (define-by-run) and deferred (define-then-run) execution of the
 same model, side by side: time, memory, and the differences in outputs and gradients.
 Without a command it runs `compare` on a quick default set of models."""
@@ -132,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     lessons.add_parser(sub)
     bench.add_parser(sub)
     check.add_parser(sub)
+    run_commands.add_parsers(sub)  # `run` and `export` (they set `args.run`)
     return p
 
 

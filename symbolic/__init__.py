@@ -17,6 +17,7 @@ from symbolic.compiler import (
 )
 from symbolic.gradients import grad
 from symbolic.graph import Graph, Node
+from symbolic.serialize import LoadError, load, save
 from symbolic.symbol import Symbol, Variable, constant, placeholder, variable
 from symbolic.tracing import TracedFunction, function, trace
 from symbolic.training import optimizer_updates
@@ -29,7 +30,15 @@ symbol.LATER_LAYERS.update(
 )
 
 __all__ = [
-    "CompiledFunction", "FeedError", "Graph", "GraphRuntimeError", "Node", "Symbol",
-    "TracedFunction", "Variable", "compile", "constant", "function", "grad", "placeholder",
-    "optimizer_updates", "trace", "variable",
+    "CompiledFunction", "FeedError", "Graph", "GraphRuntimeError", "LoadError", "Node", "Symbol",
+    "TracedFunction", "Variable", "compile", "constant", "function", "grad", "load", "placeholder",
+    "optimizer_updates", "save", "trace", "variable",
 ]  # fmt: skip
+
+
+def __getattr__(name: str):  # S.export_onnx / S.import_onnx load onnx only when used
+    if name in ("export_onnx", "import_onnx"):
+        from symbolic import onnx
+
+        return getattr(onnx, name)
+    raise AttributeError(f"module 'symbolic' has no attribute {name!r}")

@@ -128,6 +128,13 @@ class CompiledFunction:
 
         return Debugger(self, self._feeds(args, kwargs))
 
+    def save(self, path: Any) -> Any:
+        """Write this function to a `.dip` file that `S.load` reads back, in any process,
+        without the Python that built it (`symbolic.serialize`)."""
+        from symbolic.serialize import save
+
+        return save(self, path)
+
     def _repr_svg_(self) -> str | None:  # Jupyter shows the optimized graph
         from symbolic.visualize import svg
 

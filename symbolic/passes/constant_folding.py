@@ -7,6 +7,8 @@ with the same kernel, and becomes a constant.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from common.dispatch import run_kernel
@@ -22,6 +24,13 @@ def _foldable(node: Node) -> bool:
     return all(not isinstance(a, Node) or a.op == "constant" for a in node.inputs)
 
 
+def _declared_bytes(node: Node) -> int:
+    """The size the node's shape rule promises (0 when a size is unknown until run time)."""
+    if node.shape is None or None in node.shape:
+        return 0
+    return math.prod(node.shape) * node.dtype.itemsize
+
+
 @numbered
 def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
     changes: list[str] = []
@@ -30,12 +39,14 @@ def fold_constants(graph: Graph) -> tuple[Graph, list[str]]:
         if not _foldable(node):
             return None
         arrays = [a.value if isinstance(a, Node) else a for a in node.inputs]
+        limit = max(MAX_GROWTH_BYTES, sum(np.asarray(a).nbytes for a in arrays))
+        if _declared_bytes(node) > limit:  # refused before the kernel allocates it
+            return None
         try:
             value = np.asarray(run_kernel(node.op, arrays, node.params))
         except Exception:  # noqa: BLE001 (left for run time, where the error names the line)
             return None
-        inputs_bytes = sum(np.asarray(a).nbytes for a in arrays)
-        if value.nbytes > max(MAX_GROWTH_BYTES, inputs_bytes):
+        if value.nbytes > limit:
             return None
         value = value.copy() if value.base is not None else value  # never a view of an input
         value.flags.writeable = False
