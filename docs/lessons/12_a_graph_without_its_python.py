@@ -238,6 +238,44 @@ lessons.claim(
 )
 
 # %% [markdown]
+# ## To another runtime: ONNX
+#
+# ONNX is the exchange format most runtimes read. `S.export_onnx(f, path)` writes a
+# compiled function's graph with the `onnx` package (opset 17 by default): the scan becomes
+# ONNX's `Scan`, a fused group its member ops, weights initializers. `onnx.checker` accepts
+# it, and onnxruntime, which knows nothing of diptych, runs it. The race below is the same
+# graph on two runtimes, each on one thread (`compare.peers.compare_with_onnxruntime`).
+
+# %%
+import onnx
+
+from compare.peers import compare_with_onnxruntime
+from symbolic.onnx import run_onnxruntime
+
+onnx_path = folder / "rnn.onnx"
+S.export_onnx(original, onnx_path)
+onnx.checker.check_model(str(onnx_path))
+exported = onnx.load(str(onnx_path))
+print(
+    f"wrote {onnx_path.name}: {onnx_path.stat().st_size:,} bytes, opset "
+    f"{exported.opset_import[0].version}, ops {sorted({n.op_type for n in exported.graph.node})}"
+)
+theirs = run_onnxruntime(str(onnx_path), arrays)
+ours = [np.asarray(v) for v in original(*arrays)]
+worst = max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs))
+lessons.claim(
+    f"onnxruntime computed what diptych computes to within {worst:.1e} (float32)",
+    holds=worst < 1e-4,
+)
+diptych_s, runtime_s = compare_with_onnxruntime(
+    original, arrays, target_ms=TARGET_MS, repeats=REPEATS
+)
+lessons.claim(
+    f"on the same graph diptych's plan took {1e3 * diptych_s:.3f} ms per call and "
+    f"onnxruntime {1e3 * runtime_s:.3f} ms ({runtime_s / diptych_s:.2f}x diptych's time)",
+)
+
+# %% [markdown]
 # ## Exercises
 #
 # Fill in `docs/lessons/exercises/12_a_graph_without_its_python.py`, then run

@@ -36,3 +36,9 @@ def test_timings_and_the_refused_copy(lesson_output, lesson_figures):
     assert claimed(out, rf"loading took {NUMBER} ms") > 0
     assert "one bit flipped was refused, naming the field: tensors[" in out
     assert (Path(lesson_figures) / "12_loaded_graph.svg").stat().st_size > 0
+
+
+def test_onnxruntime_agrees_and_both_runtimes_are_timed(lesson_output):
+    out = lesson_output("12_a_graph_without_its_python")
+    assert claimed(out, r"to within ([\d.e+-]+) \(float32\)") < 1e-4
+    assert claimed(out, r"onnxruntime ([\d.]+) ms") > 0
