@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,fast,docs,export]'
+	$(PIP) install -q -e '.[dev,fast,docs,export,dist]'
 	touch $@
 
 # The `dot` program renders graphs: installed with apt-get where we are root, else explained.

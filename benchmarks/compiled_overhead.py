@@ -54,7 +54,7 @@ from harness import (
 import eager as E
 import symbolic as S
 from common import nn
-from compare.bench import (
+from compare.contenders import (
     BATCH,
     FORWARD_SIZES,
     LR,

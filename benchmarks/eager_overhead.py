@@ -45,7 +45,7 @@ from harness import (
 
 import eager as E
 from common import functional as F
-from compare.bench import (
+from compare.contenders import (
     BATCH,
     LOSS_TOLERANCE,
     LR,

@@ -3,7 +3,7 @@
 1. elementwise chains on 10M float32 (sqrt(a*a + b*b), the tanh GELU): eager, compiled at
    optimize 0 and 2, torch.compile and jax.jit where installed, with the fraction of the
    machine's memory bandwidth each one reaches (the bandwidth probe of `diptych bench`,
-   compare/bench.py, raced with them);
+   compare/contenders.py, raced with them);
 2. peak memory (tracemalloc, which sees numpy's buffers) of a deep MLP's forward and
    backward at batch 256: eager against optimize=2 (its planned buffers counted);
 3. compile time against graph size, up to 10,000 nodes (numba's kernel builds excluded:
@@ -33,7 +33,8 @@ import eager as E
 import symbolic as S
 from common import functional as F
 from common import nn, optim
-from compare.bench import chain_peers, gelu, pythagoras, timed, triad_probe
+from compare.bench import timed
+from compare.contenders import chain_peers, gelu, pythagoras, triad_probe
 
 N = 10_000_000
 

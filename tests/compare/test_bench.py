@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from compare import bench, cli
-from compare.bench import MISS, NO_PEER, NOT_INSTALLED, PASS, SCHEMA_ID, WORK
+from compare.bench import MISS, NO_PEER, PASS, SCHEMA_ID, WORK
+from compare.contenders import NOT_INSTALLED
 
 QUICK = ["bench", "--quick", "--quiet"]
 
