@@ -1,6 +1,7 @@
 """`diptych graph` and `diptych tape`: pictures of a zoo model, both ways.
 
     diptych graph mlp_digits --stage both -o mlp.svg            # traced beside optimized
+    diptych graph gelu_chain --every-node -o gelu.svg           # no box, however large
     diptych graph mlp_digits --what train --format png -o step.png
     diptych graph rnn_varlen --passes -o passes/                # one picture per pass
     diptych tape mlp_digits -o tape.svg --animate tape.gif      # the tape, and its growth
@@ -244,10 +245,21 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help="the picture (with --passes: a folder, or a .html page)",
     )
-    g.add_argument(
+    detail = g.add_mutually_exclusive_group()
+    detail.add_argument(
         "--collapse",
-        action="store_true",
-        help="one box per source line (a layer called on one line is one box)",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="one box per layer and source line (by default only graphs too large to read "
+        "op by op, so that a picture fits a projector's width)",
+    )
+    detail.add_argument(
+        "--every-node",
+        dest="collapse",
+        action="store_const",
+        const=False,
+        help="draw every node, however large the graph",
     )
     g.add_argument(
         "--passes",

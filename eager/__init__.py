@@ -33,5 +33,16 @@ from eager.tensor import Tensor, as_tensor
 __all__ = [
     "Function", "FunctionContext", "Node", "Tensor", "arange", "as_tensor", "enable_grad",
     "from_numpy", "full", "grad", "is_grad_enabled", "linspace", "manual_seed", "no_grad",
-    "ones", "ones_like", "rand", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like",
+    "ones", "ones_like", "rand", "randn", "render", "set_grad_enabled", "tensor", "zeros",
+    "zeros_like",
 ]  # fmt: skip
+
+
+def __getattr__(name: str):
+    """`E.render(tensor, path)` draws the tape (eager.visualize.render), imported on first use:
+    `import eager` does not load Graphviz."""
+    if name == "render":
+        from eager.visualize import render
+
+        return render
+    raise AttributeError(f"module 'eager' has no attribute {name!r}")

@@ -2,13 +2,15 @@
 make_dot draws it), and the define-by-run animation of the tape growing op by op.
 
     y = F.tanh(x @ w).sum()
-    render_tape(y, "tape.svg", names={"x": x})
+    render_tape(y, "tape.svg", names={"x": x})          # also E.render(y, "tape.svg")
+    y                                                # in Jupyter: the tape, as SVG
     recording = record_tape(model, x, labels)        # run once, noting each op as it runs
     animate_tape(recording, "tape.gif")              # one frame per op recorded
 
 The tape is drawn with the symbolic graphs' visual language (common.style): an op looks
 the same in both, a leaf tensor like a placeholder, an nn.Parameter like a variable, an
-array or a number baked in like a constant.
+array or a number baked in like a constant. After a backward() the tape's saved values are
+freed; what was recorded is still drawn where autograd keeps it (`Node.recorded`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,20 @@ from common.ops.core import user_line
 from eager.tensor import Tensor
 
 
-def _inputs_of(value: Any) -> tuple:
+def _who(value: Any) -> int:
+    """Who a value is on the tape: its tape node (once backward() freed the tape, one tensor
+    read by two ops is two stand-ins sharing that node), else the object itself."""
     node = getattr(value, "_node", None)
-    return () if node is None or node.inputs is None else node.inputs
+    return id(node) if node is not None else id(value)
+
+
+def _inputs_of(value: Any) -> tuple:
+    """What made `value`: its tape node's inputs, or once backward() freed them, what the
+    node recorded of them (stand-ins with a shape and a dtype, no values)."""
+    node = getattr(value, "_node", None)
+    if node is None:
+        return ()
+    return node.inputs if node.inputs is not None else getattr(node, "recorded", None) or ()
 
 
 def _is_value(a: Any) -> bool:
@@ -50,12 +63,12 @@ def walk(roots: list) -> list:
         if expanded:
             order.append(value)
             continue
-        if id(value) in seen:
+        if _who(value) in seen:
             continue
-        seen.add(id(value))
+        seen.add(_who(value))
         stack.append((value, True))
         stack.extend(
-            (a, False) for a in reversed(_inputs_of(value)) if _is_value(a) and id(a) not in seen
+            (a, False) for a in reversed(_inputs_of(value)) if _is_value(a) and _who(a) not in seen
         )
     return order
 
@@ -69,7 +82,7 @@ class _Frame:
     """What one picture of the tape shows: every value, some hidden (not recorded yet)."""
 
     roots: list
-    names: dict = field(default_factory=dict)  # id(value) -> name
+    names: dict = field(default_factory=dict)  # _who(value) -> name
     visible: set | None = None  # ids of recorded tensors shown (None: all)
     newest: Any = None
     grads: bool = True  # draw the .grad kept on leaves and retain_grad() tensors
@@ -82,17 +95,19 @@ def _looks(value: Any, frame: _Frame, outputs: set, legend: set) -> dict:
         kind = getattr(node.op, "kind", "custom")
         legend.add(kind)
         attrs = style.op_attrs(kind)
-        if node.inputs is None:
+        inputs = _inputs_of(value)
+        if inputs:
+            label = [node.name, style.op_detail(inputs, node.params, _is_value)]
+        else:  # freed, and nothing recorded of it
             label = [node.name, "freed by backward()"]
-        else:
-            label = [node.name, style.op_detail(node.inputs, node.params, _is_value)]
-        tip = f"{node.name} : {type_} (backward runs {node.name}'s VJP)"
+        freed = " (its saved values were freed by backward())" if node.inputs is None else ""
+        tip = f"{node.name} : {type_} (backward runs {node.name}'s VJP){freed}"
     elif isinstance(value, ArrayMethods):
         kind = "variable" if isinstance(value, Parameter) else "placeholder"
         legend.add(kind)
         attrs = style.source_attrs(kind)
         name = (
-            frame.names.get(id(value))
+            frame.names.get(_who(value))
             or getattr(value, "name", "")
             or ("parameter" if kind == "variable" else "tensor")
         )
@@ -101,9 +116,9 @@ def _looks(value: Any, frame: _Frame, outputs: set, legend: set) -> dict:
     else:
         legend.add("constant")
         attrs = style.source_attrs("constant")
-        label = [frame.names.get(id(value), "array"), type_]
+        label = [frame.names.get(_who(value), "array"), type_]
         tip = f"{type(value).__name__} baked into the tape : {type_}"
-    if id(value) in outputs:
+    if _who(value) in outputs:
         legend.add("output")
         label.append(f"output : {type_}")
         attrs.update(style.OUTPUT)
@@ -117,20 +132,20 @@ def _shown(value: Any, frame: _Frame, users: dict) -> bool:
     if frame.visible is None:
         return True
     if getattr(value, "_node", None) is not None:
-        return id(value) in frame.visible
-    return any(u in frame.visible for u in users.get(id(value), ()))
+        return _who(value) in frame.visible
+    return any(u in frame.visible for u in users.get(_who(value), ()))
 
 
 def _tape_digraph(
     frame: _Frame, max_nodes: int = style.MAX_NODES, title: str = ""
 ) -> graphviz.Digraph:
     values = walk(frame.roots)
-    names = {id(v): f"v{i}" for i, v in enumerate(values)}  # positions: stable between runs
+    names = {_who(v): f"v{i}" for i, v in enumerate(values)}  # positions: stable between runs
     users: dict[int, list[int]] = {}
     for v in values:
         for a in _inputs_of(v):
-            users.setdefault(id(a), []).append(id(v))
-    outputs = {id(r) for r in frame.roots} if frame.visible is None else set()
+            users.setdefault(_who(a), []).append(_who(v))
+    outputs = {_who(r) for r in frame.roots} if frame.visible is None else set()
     dot = graphviz.Digraph(
         graph_attr=dict(style.GRAPH_ATTRS),
         node_attr=dict(style.NODE_ATTRS),
@@ -140,7 +155,7 @@ def _tape_digraph(
         dot.attr(label=style.html_label(title, bold=False))
     legend: set[str] = set()
     drawn = values[:max_nodes]
-    drawn_ids = {id(v) for v in drawn}
+    drawn_ids = {_who(v) for v in drawn}
     for v in drawn:
         attrs = _looks(v, frame, outputs, legend)
         shown = _shown(v, frame, users)
@@ -148,12 +163,12 @@ def _tape_digraph(
             attrs["style"] = "invis"
         elif v is frame.newest:
             attrs.update(style.NEWEST)
-        dot.node(names[id(v)], **attrs)
+        dot.node(names[_who(v)], **attrs)
         for a in _inputs_of(v):
-            if _is_value(a) and id(a) in drawn_ids:
+            if _is_value(a) and _who(a) in drawn_ids:
                 dot.edge(
-                    names[id(a)],
-                    names[id(v)],
+                    names[_who(a)],
+                    names[_who(v)],
                     label=style.type_label(*_shape_dtype(a)),
                     **({} if shown else {"style": "invis"}),
                 )
@@ -162,13 +177,13 @@ def _tape_digraph(
         if grad is not None and kept and frame.grads and shown:
             legend.add("grad")
             dot.node(
-                f"{names[id(v)]}_grad",
+                f"{names[_who(v)]}_grad",
                 **{
                     **style.GRAD,
                     "label": style.html_label("grad", style.type_label(*_shape_dtype(grad))),
                 },
             )
-            dot.edge(names[id(v)], f"{names[id(v)]}_grad", **style.GRAD_EDGE)
+            dot.edge(names[_who(v)], f"{names[_who(v)]}_grad", **style.GRAD_EDGE)
     if legend:
         keys = [k for k in style.LEGEND_TEXT if k in legend]
         dot.node("legend", label=style.legend_label(keys), **style.LEGEND_NODE)
@@ -183,17 +198,21 @@ def _tape_digraph(
 
 def _frame(roots: Any, names: dict | None) -> _Frame:
     roots = list(roots) if isinstance(roots, (list, tuple)) else [roots]
-    return _Frame(roots, {id(v): k for k, v in (names or {}).items()})
+    return _Frame(roots, {_who(v): k for k, v in (names or {}).items()})
 
 
 def tape_to_dot(roots: Any, names: dict | None = None, max_nodes: int = style.MAX_NODES) -> str:
     """DOT source of the tape behind a tensor (or several): recorded ops with their output
     types on the edges, leaves (named through `names`: {name: tensor}), and the `.grad` kept
     on leaves and on tensors that called retain_grad(). After a backward() without
-    retain_graph=True the tape is freed: its ops show as freed."""
+    retain_graph=True the saved values are freed; the title says so."""
     frame = _frame(roots, names)
-    count = sum(getattr(v, "_node", None) is not None for v in walk(frame.roots))
-    return _tape_digraph(frame, max_nodes, f"eager tape: {count} ops recorded").source
+    nodes = [v._node for v in walk(frame.roots) if getattr(v, "_node", None) is not None]
+    freed = any(n.inputs is None for n in nodes)
+    title = f"eager tape: {len(nodes)} ops recorded" + (
+        " (their saved values freed by backward())" if freed else ""
+    )
+    return _tape_digraph(frame, max_nodes, title).source
 
 
 def render_tape(
@@ -205,6 +224,16 @@ def render_tape(
 ) -> pathlib.Path:
     """Write the tape picture (svg, png, pdf or dot; the DOT source if `dot` is missing)."""
     return style.write(tape_to_dot(roots, names, max_nodes), path, format)
+
+
+render = render_tape  # E.render(tensor, path): the name a compiled function's picture has
+
+
+def svg(roots: Any, names: dict | None = None) -> str | None:
+    """The tape picture as SVG text, for notebooks (None where `dot` is missing)."""
+    if not style.dot_available():
+        return None
+    return style.pipe(tape_to_dot(roots, names), "svg").decode()
 
 
 # ---- the define-by-run animation ----------------------------------------------------------
@@ -258,7 +287,7 @@ def frame_dots(recording: TapeRecording) -> list[str]:
     frame.grads = False  # the frames show the forward run, before any backward
     dots = []
     for k, (tensor, _) in enumerate(recording.steps):
-        frame.visible = {id(t) for t, _ in recording.steps[: k + 1]}
+        frame.visible = {_who(t) for t, _ in recording.steps[: k + 1]}
         frame.newest = tensor
         dots.append(_tape_digraph(frame).source)
     return dots

@@ -35,10 +35,20 @@ _recorders = ContextStack("recorders")  # this thread's innermost open recording
 _backward = ContextStack("backward")  # open while S.grad builds: its nodes are tagged
 
 
+class BackwardScope:
+    """What S.grad is building: `line` is the source of the forward node whose VJP it applies
+    now (PyTorch's anomaly mode points at the forward op too), so a gradient node names the
+    user's line that made the value it differentiates, not the line that called S.grad."""
+
+    def __init__(self) -> None:
+        self.line = ""  # "": no VJP applied yet (the seed): the caller's line stays
+
+
 def building_backward():
     """Tag every node made inside, in this thread, as part of a backward graph (S.grad's),
-    so pictures and reports can set it apart without guessing from source text."""
-    return _backward.pushed(True)
+    so pictures and reports can set it apart without guessing from source text; the scope
+    it opens (a `BackwardScope`) gives the nodes their forward node's line."""
+    return _backward.pushed(BackwardScope())
 
 
 def recording(active: bool = True):
@@ -114,9 +124,13 @@ class Node:
     value: Any = None  # constant: its array; variable: an object whose .data is the storage
     id: int = field(default_factory=lambda: next(_ids))  # creation order (feeds follow it)
     provenance: tuple = ()  # source lines of user ops a pass folded into this node
-    backward: bool = field(default_factory=lambda: _backward.top(False))  # made by S.grad
+    backward: bool = field(default_factory=lambda: _backward.top() is not None)  # by S.grad
 
     def __post_init__(self) -> None:
+        if self.backward:
+            scope = _backward.top()
+            if scope is not None and scope.line:
+                self.source = scope.line
         recorder = _recorders.top()
         if recorder is not None:
             recorder.append(self)

@@ -172,8 +172,9 @@ def refusals(build, *shapes) -> list[str]:
     nodes = {n.id: n for n in fn.graph.nodes}
     at = {n.id: i for i, n in enumerate(fn.graph.nodes)}
     said = [
-        f"{nodes[node].op_name} at step {at[node]} did not overwrite its input "
-        f"{nodes[given].op_name} (step {at[given]}): {reason}"
+        f"{nodes[node].op_name} at step {at[node]} did not overwrite "
+        + ("an input" if given is None else f"its input {nodes[given].op_name} (step {at[given]})")
+        + f": {reason}"  # no input named: a refusal for the whole op (a fused kernel)
         for node, given, reason in fn.graph.memory.refused
     ]
     said += [

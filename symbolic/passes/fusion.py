@@ -8,7 +8,8 @@ A group grows from a root through its inputs. A node joins only if every use of 
 inside the group and it has the group's shape: the group then has one output, and no path
 can leave the group and come back (the group stays convex, so no cycle can form). An op
 joins only if its declaration spells it for some target (`OpDef.expr`, `OpDef.scalar`); one
-that spells it for none stays out, and the pass's report says so.
+that spells it for none stays out. The report says what did not happen too: each op left
+outside a kernel beside it and why, and the arrays too small to fuse (MIN_ELEMENTS).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def _fusable(node: Node) -> bool:
     return _candidate(node) and _spelled(node.op)
 
 
-def _candidate(node: Node) -> bool:
-    """An elementwise node that a fused kernel could hold, if its op says how to spell it."""
+def _candidate(node: Node, min_elements: int | None = None) -> bool:
+    """An elementwise node that a fused kernel could hold, if its op says how to spell it
+    (and its array has `min_elements`, by default MIN_ELEMENTS, read when called)."""
     return (
         not node.is_source
         and node.op.kind == "elementwise"
@@ -41,7 +43,7 @@ def _candidate(node: Node) -> bool:
         and node.shape is not None
         and None not in node.shape
         and node.dtype.kind in "fb"
-        and math.prod(node.shape) >= MIN_ELEMENTS
+        and math.prod(node.shape) >= (MIN_ELEMENTS if min_elements is None else min_elements)
         and _numbers_only(node)
     )
 
@@ -68,6 +70,18 @@ def _uses(graph: Graph) -> Counter:
     return uses
 
 
+def _left_out(a: Node, members: dict, root: Node, uses: Counter) -> str | None:
+    """Why input `a` of a group's member does not join it (None: it joins)."""
+    if not _fusable(a):
+        return "not fusable"
+    if a.shape != root.shape:
+        return f"its shape {a.type_str()} differs from the kernel's {root.type_str()}"
+    inner = sum(1 for m in members.values() for b in m.inputs if b is a)
+    if inner != uses[a.id]:
+        return "its value is also needed outside the kernel (a kernel has one output)"
+    return None
+
+
 def find_groups(graph: Graph) -> list[list[Node]]:
     """Groups of fusable nodes, each in schedule order with its root (the output) last."""
     uses = _uses(graph)
@@ -81,18 +95,13 @@ def find_groups(graph: Graph) -> list[list[Node]]:
         grown = True
         while grown:  # a node joins once all its users are members: repeat until stable
             grown = False
-            inner_uses = Counter(
-                a.id for m in members.values() for a in m.inputs if isinstance(a, Node)
-            )
             for m in list(members.values()):
                 for a in m.inputs:
                     if (
                         isinstance(a, Node)
                         and a.id not in members
                         and a.id not in taken
-                        and _fusable(a)
-                        and a.shape == root.shape
-                        and inner_uses[a.id] == uses[a.id]
+                        and _left_out(a, members, root, uses) is None
                     ):
                         members[a.id] = a
                         grown = True
@@ -100,6 +109,40 @@ def find_groups(graph: Graph) -> list[list[Node]]:
             taken.update(members)
             groups.append(sorted(members.values(), key=lambda n: position[n.id]))
     return groups
+
+
+def _outside(group: list[Node], uses: Counter, taken: set[int]) -> list[tuple[Node, str]]:
+    """The elementwise ops feeding a group that stayed out of it, each with the reason."""
+    members = {m.id: m for m in group}
+    found: dict[int, tuple[Node, str]] = {}
+    for m in group:
+        for a in m.inputs:
+            if isinstance(a, Node) and _candidate(a) and a.id not in members | found.keys():
+                if a.id not in taken:  # one in another kernel is fused, just not here
+                    found[a.id] = (a, _left_out(a, members, group[-1], uses) or "")
+    return [(a, why) for a, why in found.values() if why and why != "not fusable"]
+
+
+def _too_small(graph: Graph) -> list[str]:
+    """One line per array size whose elementwise ops were not fused for being small."""
+    sizes: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if _spelled_candidate_but_small(node):
+            sizes.setdefault(math.prod(node.shape), []).append(node)
+    return [
+        f"fusion skipped: {size:,} elements < {MIN_ELEMENTS:,} for {len(nodes)} elementwise "
+        f"op{'s' if len(nodes) > 1 else ''} ({', '.join(n.label for n in nodes[:6])}"
+        f"{', ...' if len(nodes) > 6 else ''}): below symbolic.passes.fusion.MIN_ELEMENTS a "
+        "fused call costs more than the memory trips it saves; set it lower to fuse small arrays"
+        for size, nodes in sorted(sizes.items())
+    ]
+
+
+def _spelled_candidate_but_small(node: Node) -> bool:
+    if node.is_source or node.shape is None or None in node.shape:
+        return False
+    small = math.prod(node.shape) < MIN_ELEMENTS
+    return small and _spelled(node.op) and _candidate(node, min_elements=0)
 
 
 def build_program(members: list[Node]) -> tuple[Program, list[Node]]:
@@ -143,9 +186,10 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
     groups = find_groups(graph)
     root_of = {g[-1].id: g for g in groups}
     inside = {m.id for g in groups for m in g[:-1]}
+    uses, taken = _uses(graph), {m.id for g in groups for m in g}
     rw = Rewriter()
     fused_names: list[str] = []  # numbered per graph: the same program names them alike
-    changes = [
+    changes = _too_small(graph) + [
         f"left {n.label} {n.op_name} unfused: its op declares no fused expression for "
         f"any target ({', '.join(SCALAR_TARGETS)})"
         for n in graph.nodes
@@ -172,6 +216,10 @@ def fuse_elementwise(graph: Graph) -> tuple[Graph, list[str]]:
                 f"fused {', '.join(f'{m.label} {m.op_name}' for m in members)} into "
                 f"{fused.label} {fused.op.name}: {program.expression()}"
             )
+            changes += [
+                f"left {a.label} {a.op_name} outside {fused.label} {fused.op.name}: {why}"
+                for a, why in _outside(members, uses, taken)
+            ]
             fused_names.append(fused.op.name)
             current = fused
         rw.nodes.append(current)

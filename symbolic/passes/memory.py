@@ -110,7 +110,7 @@ def _plannable(node: Node, escaping: set[int]) -> bool:
 
 
 def _in_place_candidate(
-    node: Node, pos: int, plan: MemoryPlan, span: dict, root: dict
+    node: Node, pos: int, plan: MemoryPlan, span: dict, root: dict, schedule: list[Node]
 ) -> int | None:
     """An input whose buffer this elementwise node may overwrite, recording refusals."""
     if node.op.kind != "elementwise":
@@ -133,7 +133,10 @@ def _in_place_candidate(
         elif a.shape != node.shape or a.dtype != node.dtype:
             reason = "input differs in shape or dtype"
         elif span[owner.id][1] != pos:
-            reason = f"input still read at step {span[owner.id][1]}"
+            last = span[owner.id][1]
+            later = schedule[last] if last < len(schedule) else None
+            by = f"{later.label} {later.op_name}" if later is not None else "the caller"
+            reason = f"input still read at step {last} (by {by})"
         elif any(isinstance(b, Node) and b is not a and root[b.id] is owner for b in node.inputs):
             reason = f"another input is a view of {owner.label}"  # it would read overwritten data
         else:
@@ -176,7 +179,7 @@ def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
             continue
         plan.intermediate_bytes += _nbytes(node)
         plan.lifetimes[node.id] = span[node.id]
-        victim = _in_place_candidate(node, pos, plan, span, root)
+        victim = _in_place_candidate(node, pos, plan, span, root, graph.nodes)
         if victim is not None:
             buffer = plan.assignment[victim]
             plan.in_place[node.id] = victim
@@ -191,4 +194,14 @@ def plan_memory(graph: Graph) -> tuple[Graph, list[str]]:
     changes = [plan.summary()] + [
         f"{by_id[n].label} writes in place into {by_id[v].label}" for n, v in plan.in_place.items()
     ]
-    return graph, changes
+    return graph, changes + _refusals(plan, by_id)
+
+
+def _refusals(plan: MemoryPlan, by_id: dict[int, Node]) -> list[str]:
+    """Why each elementwise op kept from writing in place did not (one line per input)."""
+    lines = []
+    for node_id, input_id, reason in plan.refused:
+        node = by_id[node_id]
+        over = f" over {by_id[input_id].label}" if input_id is not None else ""
+        lines.append(f"{node.label} {node.op_name} not in place{over}: {reason}")
+    return list(dict.fromkeys(lines))  # x * x: one line for both reads of x

@@ -1,7 +1,9 @@
-"""The memory plan as a chart (matplotlib): buffer lifetimes over the schedule."""
+"""The memory plan, on the graph (each planned node says which buffer it writes, in its
+buffer's colour) and as a chart (matplotlib): buffer lifetimes over the schedule."""
 
 from __future__ import annotations
 
+import html
 import pathlib
 import re
 from typing import Any
@@ -10,7 +12,42 @@ import numpy as np
 
 from symbolic.graph import Node
 
-# ---- the memory plan --------------------------------------------------------------------
+# One colour per buffer (matplotlib's tab10, dark enough for text), the same in both pictures.
+BUFFER_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+# ---- on the graph -----------------------------------------------------------------------
+
+
+def buffer_line(node: Node, plan: Any) -> str:
+    """`buffer 3`, `buffer 3, in place` (over a dying input), or "" (no planned buffer)."""
+    if plan is None or node.id not in plan.assignment:
+        return ""
+    return f"buffer {plan.assignment[node.id]}" + (", in place" if node.id in plan.in_place else "")
+
+
+def with_buffer(label: str, node: Node, plan: Any) -> str:
+    """An HTML label (`<...>`) with the node's buffer line added, in the buffer's colour."""
+    line = buffer_line(node, plan)
+    if not line:
+        return label
+    color = BUFFER_COLORS[plan.assignment[node.id] % len(BUFFER_COLORS)]
+    mark = f'<FONT POINT-SIZE="9" COLOR="{color}"><B>■ {html.escape(line)}</B></FONT>'
+    return f"{label[:-1]}<BR/>{mark}>"
+
+
+def plan_caption(plan: Any) -> str:
+    """What the buffer lines on the nodes mean, with the plan's totals."""
+    return (
+        f"memory plan: {len(plan.assignment)} values share {len(plan.buffers)} buffers "
+        f"({len(plan.in_place)} written in place); ■ buffer k under an op: the buffer it "
+        "writes into, one colour each; in place: over an input that dies there"
+    )
+
+
+# ---- the chart --------------------------------------------------------------------------
 
 
 def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pathlib.Path:
@@ -38,7 +75,6 @@ def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pat
         height_ratios=[max(len(values), 4), 5],
         sharex=True,
     )
-    colors = plt.get_cmap("tab20")
     for row, vid in enumerate(values):
         start, end = plan.lifetimes[vid]
         buffer = plan.assignment[vid]
@@ -46,7 +82,8 @@ def render_memory_plan(fn: Any, path: Any, eager_peak: int | None = None) -> pat
             row,
             max(end - start, 0.4),
             left=start,
-            color=colors(buffer % 20),
+            color=BUFFER_COLORS[buffer % len(BUFFER_COLORS)],
+            alpha=0.55,
             hatch="//" if vid in plan.in_place else None,
             edgecolor="#334155",
         )
@@ -134,6 +171,6 @@ def _bytes(n: int) -> str:
 def _refusal_counts(plan: Any) -> list[str]:
     counts: dict[str, int] = {}
     for _, _, reason in plan.refused:
-        reason = re.sub(r"%\d+", "%n", reason)
+        reason = re.sub(r"at step \d+ \(by [^)]*\)", "later", re.sub(r"%\d+", "%n", reason))
         counts[reason] = counts.get(reason, 0) + 1
     return [f"{c} × {r}" for r, c in sorted(counts.items(), key=lambda rc: -rc[1])][:4]

@@ -22,7 +22,9 @@ import numpy as np
 from common import style
 from common.ops import OPS
 from symbolic.graph import Graph, Node
-from symbolic.visualize.graph import _Canvas, _Drawing, _op_title, fused_program
+from symbolic.visualize.canvas import Canvas
+from symbolic.visualize.drawing import Drawing
+from symbolic.visualize.facts import fused_program, op_title, output_names
 
 
 def _freeze(value: Any) -> Any:
@@ -109,8 +111,8 @@ class _Matcher:
         shape_key = _shape_key(n.op, n.params, n.shape, n.dtype, len(n.inputs))
         for old in self.candidates.get(shape_key, []):
             t = self.token[old.id]
-            if t in self.claimed:
-                continue
+            if len(self.claimed.get(t, ())) >= len(self.members[t]):
+                continue  # every copy of it is computed already (duplicates: one each)
             pairs = self._pairs(old, n)
             if pairs is not None:
                 self.alias.update(pairs)
@@ -118,6 +120,8 @@ class _Matcher:
         return None
 
     def _pairs(self, old: Node, n: Node) -> dict | None:
+        """The inputs of `old` that `n` reads replaced ({} if replaced already, by a copy
+        of `n` matched before), or None if `n` computes something else."""
         swaps = {}
         for b, a in zip(old.inputs, n.inputs):
             bt, at = _arg(b, self.token), _arg(a, self.token)
@@ -126,7 +130,7 @@ class _Matcher:
             if bt[0] != "b" or not isinstance(a, Node) or bt in self.claimed or bt in swaps:
                 return None
             swaps[bt] = at
-        return swaps or None
+        return swaps
 
     def _fused_root(self, n: Node) -> tuple | None:
         """A fused node computes its group's root: its members were merged into it."""
@@ -181,10 +185,31 @@ def diff_graphs(before: Graph, after: Graph) -> StageDiff:
                 if target is not None:
                     diff.merged[old.id], diff.how[old.id] = first[target], "replaced"
     diff.ghosts = [n for n in before.nodes if n.id not in diff.kept]
+    _identities(before, after, diff)
     return diff
 
 
-def draw_ghosts(drawing: _Drawing, diff: StageDiff, cluster: Any) -> None:
+def _identities(before: Graph, after: Graph, diff: StageDiff) -> None:
+    """Gone nodes whose value an input now stands for (`x * 1.0` -> `x`): an output now
+    returned as another node, or a node whose every user went to one of its own inputs."""
+    for old, new in zip(before.outputs, after.outputs):
+        if old.id not in diff.kept and old.id not in diff.merged:
+            diff.merged[old.id], diff.how[old.id] = new, "replaced"
+    users: dict[int, list[Node]] = {}
+    for n in before.nodes:
+        for a in n.inputs:
+            if isinstance(a, Node):
+                users.setdefault(a.id, []).append(n)
+    for old in reversed(diff.ghosts):  # users first: a chain of identities resolves
+        targets = {id(diff.merged.get(u.id)) for u in users.get(old.id, [])}
+        if old.id in diff.merged or len(targets) != 1 or id(None) in targets:
+            continue
+        into = diff.merged[users[old.id][0].id]
+        if any(isinstance(a, Node) and diff.kept.get(a.id) is into for a in old.inputs):
+            diff.merged[old.id], diff.how[old.id] = into, "replaced"
+
+
+def draw_ghosts(drawing: Drawing, diff: StageDiff, cluster: Any) -> None:
     """What a pass took away, beside the graph it left: removed nodes in red; merged,
     replaced or fused ones in orange, pointing at the node that computes their value now."""
     for j, old in enumerate(diff.ghosts):
@@ -194,7 +219,7 @@ def draw_ghosts(drawing: _Drawing, diff: StageDiff, cluster: Any) -> None:
         what = diff.how.get(old.id, "removed")
         attrs = style.source_attrs(old.op) if old.is_source else style.op_attrs(old.op.kind)
         attrs.update(style.MERGED if into is not None else style.REMOVED)
-        title = _op_title(old)
+        title = op_title(old)
         attrs["label"] = style.html_label(title, what)
         attrs["tooltip"] = style.tooltip(f"{what} by this pass: {title}", old.source)
         name = f"{drawing.prefix}g{j}"
@@ -214,11 +239,12 @@ def pass_dots(fn: Any, max_nodes: int = style.MAX_NODES) -> list[tuple[str, str,
     """(stage name, DOT, changes) per stage of `fn.report`, each graph drawn with what its
     pass added (green border), removed (red) or merged (orange, pointing where it went)."""
     stages = fn.report.stages
+    names = output_names(stages[0].graph)
     pictures = []
     for i, record in enumerate(stages):
-        canvas = _Canvas(max_nodes)
+        canvas = Canvas(max_nodes)
         diff = diff_graphs(stages[i - 1].graph, record.graph) if i else None
-        drawing = _Drawing(canvas, added=diff.added if diff else ())
+        drawing = Drawing(canvas, added=diff.added if diff else (), outputs_are=names)
         drawing.draw(record.graph, canvas.root)
         if diff is not None:
             draw_ghosts(drawing, diff, canvas.root)

@@ -1,7 +1,9 @@
 """Symbolic graph pictures, checked in the SVG that the real `dot` draws: every zoo model in
-every stage, the regions of a training step, collapsing and the cap, determinism, and the
-fallback where Graphviz is missing."""
+every stage, the regions of a training step, what outputs and branches are called, the
+memory plan on the nodes, collapsing, the cap, determinism, and the fallback where Graphviz
+is missing."""
 
+import re
 import shutil
 
 import numpy as np
@@ -12,19 +14,21 @@ from common import functional as F
 from compare import zoo
 from compare.pictures import compile_model
 from symbolic import visualize as V
-
-
-def bodies(node):
-    found = []
-    for value in node.params.values():
-        for part in value if isinstance(value, tuple) else (value,):
-            if isinstance(getattr(part, "graph", None), S.Graph):
-                found.append(part.graph)
-    return found
+from symbolic.graph import Node
+from symbolic.passes import fusion
 
 
 def fused(node):
     return not node.is_source and node.op.name.startswith("fused_")
+
+
+def passed_as_is(node, body) -> int:
+    """A body's inputs that take an outer value as it is (captured weights, cond operands):
+    drawn once, outside, not again in the body."""
+    cond = node.op_name == "cond"
+    first = 0 if cond else node.params.get("n_carry", 0) + node.params.get("n_xs", 0)
+    outer = node.inputs[1:] if cond else node.inputs
+    return sum(isinstance(o, Node) for o in outer[first : len(body.inputs)])
 
 
 def expected_nodes(graph) -> int:
@@ -35,7 +39,8 @@ def expected_nodes(graph) -> int:
         if fused(n):
             count += len(n.op.kernel.program.steps)
         else:
-            count += 1 + sum(expected_nodes(b) for b in bodies(n))
+            bodies = [b for _, b in V.bodies_of(n)]
+            count += 1 + sum(expected_nodes(b) - passed_as_is(n, b) for b in bodies)
     return count
 
 
@@ -51,23 +56,24 @@ def graphs_of(fn, stage):
 def compiled():
     cache = {}
 
-    def get(name):
-        if name not in cache:
+    def get(name, sizes="test"):
+        if (name, sizes) not in cache:
             model = zoo.get(name)
-            cache[name] = compile_model(model, "grad", 2, *model.test_sizes)
-        return cache[name]
+            size = model.test_sizes if sizes == "test" else (None, None)
+            cache[name, sizes] = compile_model(model, "grad", 2, *size)
+        return cache[name, sizes]
 
     return get
 
 
 @pytest.mark.parametrize("stage", V.STAGES)
 @pytest.mark.parametrize("name", list(zoo.MODELS))
-def test_every_zoo_model_in_every_stage(name, stage, compiled, drawn):
+def test_every_zoo_model_in_every_stage_node_by_node(name, stage, compiled, drawn):
     fn = compiled(name)
-    picture = drawn(V.to_dot(fn, stage))
+    picture = drawn(V.to_dot(fn, stage, collapse=False))
     graphs = graphs_of(fn, stage)
     assert len(picture.graph_nodes) == sum(expected_nodes(g) for g in graphs)
-    assert "legend" in picture.nodes and "note" not in picture.nodes
+    assert "legend" in picture.texts and "note" not in picture.nodes
     n_fused = sum(fused(n) for g in graphs for n in g.nodes)
     assert len(picture.fused_clusters()) == n_fused
     texts = set(picture.texts)
@@ -80,14 +86,38 @@ def test_every_zoo_model_in_every_stage(name, stage, compiled, drawn):
                 if fused(n)
                 else n.op_name
             ) in texts or n.op == "constant"
-        for i in range(len(g.outputs)):
-            assert any(t.startswith(f"output {i}") or f", {i} :" in t for t in texts)
+    said = V.facts.output_names(fn.traced_graph)
+    for i, meaning in enumerate(said):
+        assert meaning in texts or any(
+            t.startswith(f"output {i}") or f", {i} :" in t for t in texts
+        )
     assert all(f"fused kernel {k}" in texts for k in range(n_fused if stage != "both" else 0))
     if stage == "both":
         assert {"cluster_stage_traced", "cluster_stage_optimized"} <= set(picture.clusters)
 
 
-def test_gradients_are_set_apart_and_edges_carry_types(compiled, drawn):
+@pytest.mark.parametrize("stage", V.STAGES)
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_every_zoo_picture_fits_a_projector_and_flows_down(
+    name, stage, compiled, laid_out, monkeypatch
+):
+    """At default options and sizes (as `diptych graph MODEL` draws them), no picture is
+    wider than 1,600 pixels, and none got there by shrinking its text below 80% (the RNN,
+    attention and GELU graphs were 3,000-5,000 pixels wide); no edge points up."""
+    monkeypatch.setattr(fusion, "MIN_ELEMENTS", 1 << 16)  # fusion as outside the tests
+    layout = laid_out(V.to_dot(compiled(name, "default"), stage))
+    assert layout.width <= 1601, layout
+    if stage != "both":  # side by side, a large pair is drawn smaller
+        assert layout.natural_width <= 2000, layout
+    assert layout.upward == []
+
+
+@pytest.mark.parametrize("name", ["rnn_varlen", "attention", "gelu_chain"])
+def test_even_drawn_node_by_node_large_graphs_flow_down(name, compiled, laid_out):
+    assert laid_out(V.to_dot(compiled(name), collapse=False)).upward == []
+
+
+def test_gradients_are_set_apart_named_and_edges_carry_types(compiled, drawn):
     fn = compiled("two_layer_net")
     source = V.to_dot(fn, "traced")
     picture = drawn(source)
@@ -96,11 +126,22 @@ def test_gradients_are_set_apart_and_edges_carry_types(compiled, drawn):
     assert x.type_str() in picture.texts  # on the placeholder and on its edges
     assert picture.texts.count(x.type_str()) >= 2
     assert "two_layer_net.py:" in source  # the user's line, as a tooltip
+    assert {"grad of w1", "grad of w2"} <= set(picture.texts)  # not "output 2", "output 3"
+    assert not any(t.startswith(("output 2", "output 3")) for t in picture.texts)
+
+
+def test_a_gradient_of_several_values_names_them_all(drawn):
+    a, b = S.placeholder((3,), name="a"), S.placeholder((3,), name="b")
+    loss = F.sum(a + b)
+    picture = drawn(V.to_dot([loss, *S.grad(loss, [a, b])]))
+    assert "grad of a = grad of b" in picture.texts or {"grad of a", "grad of b"} <= set(
+        picture.texts
+    )
 
 
 def test_a_training_step_shows_backward_and_updates(drawn):
     fn = compile_model(zoo.get("mlp_digits"), "train", 2, 8, 16)
-    picture = drawn(V.to_dot(fn))
+    picture = drawn(V.to_dot(fn, collapse=False))
     assert {"cluster_backward", "cluster_update"} <= set(picture.clusters)
     written = [n for n in picture.nodes if n.startswith("u")]
     assert len(written) == len(fn.graph.updates) == 12  # six weights, six momenta
@@ -115,22 +156,48 @@ def test_a_forward_graph_has_no_backward_part(drawn):
     assert "cluster_update" not in picture.clusters
 
 
-def test_the_scan_of_the_rnn_draws_its_bodies(compiled, drawn):
+def test_the_memory_plan_is_on_the_graph(compiled, drawn):
+    """Each planned value says which buffer it writes (in its buffer's colour) and whether
+    it overwrites a dying input; the caption says what the marks mean."""
+    fn = compiled("mlp_digits")
+    plan = fn.graph.memory
+    source = V.to_dot(fn, collapse=False)
+    texts = drawn(source).texts
+    marks = [t for t in texts if re.match(r"■ buffer \d", t)]
+    assert len(marks) == len(plan.assignment) and plan.in_place
+    assert sum(t.endswith(", in place") for t in marks) == len(plan.in_place)
+    assert {f"■ buffer {b}" for b in plan.assignment.values()} <= {
+        t.removesuffix(", in place") for t in marks
+    }
+    assert any(t.startswith("memory plan:") for t in texts)
+    colors = {V.memory.BUFFER_COLORS[b % 10] for b in plan.assignment.values()}
+    assert all(f'COLOR="{c}"' in source for c in colors)
+    assert "■ buffer" not in V.to_dot(fn, "traced")  # no plan before the passes
+
+
+def test_the_scan_of_the_rnn_draws_its_body_once_with_its_loop(compiled, drawn):
     fn = compiled("rnn_varlen")
-    picture = drawn(V.to_dot(fn, "optimized"))
     scans = [n for n in fn.graph.nodes if n.op_name == "scan"]
     assert len(scans) == 2  # the forward scan and its reverse (the gradient)
-    assert len([c for c in picture.clusters if c.endswith("body")]) == 2
-    assert any(t.startswith("scan body, run") for t in picture.texts)
-    assert {"= xs[t]", "= mask[t]"} <= set(picture.texts)  # what the body's inputs take
+    full = drawn(V.to_dot(fn, "optimized", collapse=False))
+    assert len([c for c in full.clusters if c.endswith("body")]) == 2
+    assert any(t.startswith("scan: body, run") for t in full.texts)
+    assert {"= xs[t]", "= mask[t]"} <= set(full.texts)  # what the body's inputs take
+    assert "next step" in full.texts  # the carry goes round
+    assert full.texts.count("cell.weight_ih") == 1  # a captured weight: drawn once
+    default = drawn(V.to_dot(fn))  # the reverse scan's body, too large here, is one box
+    assert len([c for c in default.clusters if c.endswith("body")]) == 2
+    assert "next step" in default.texts and "linear" in default.texts
+    assert any("collapse=False draws them" in t for t in default.texts)
 
 
-def test_cond_draws_both_branches(drawn):
+def test_cond_draws_both_branches_as_true_and_false(drawn):
     x = S.placeholder((3,), name="x")
     y = F.cond(x.sum() > 0, lambda v: v * 2, lambda v: -v, x)
     picture = drawn(V.to_dot(y))
     assert len([c for c in picture.clusters if c.endswith("body")]) == 2
-    assert {"cond branches 0", "cond branches 1"} <= set(picture.texts)
+    assert {"cond: true", "cond: false", "true", "false"} <= set(picture.texts)
+    assert not any("branches" in t for t in picture.texts)
 
 
 def test_pythagoras_traced_and_optimized(drawn):
@@ -149,23 +216,34 @@ def test_dot_text_is_deterministic():
     first, second = (compile_model(model, "train", 2, 8, 16) for _ in range(2))
     assert first.graph.nodes[-1].id != second.graph.nodes[-1].id
     for stage in V.STAGES:
-        assert V.to_dot(first, stage) == V.to_dot(second, stage)
+        for collapse in (False, True, "auto"):
+            assert V.to_dot(first, stage, collapse) == V.to_dot(second, stage, collapse)
         assert V.to_dot(first, stage) == V.to_dot(first, stage)
-    assert V.to_dot(first, collapse=True) == V.to_dot(second, collapse=True)
 
 
-def test_collapse_draws_one_box_per_source_line(compiled, drawn):
+def test_collapse_draws_a_box_per_layer_and_line(compiled, drawn):
+    """mlp_digits applies its layers on one line: still a box per layer (a layer: the ops up
+    to the next module's variables), and the same for their gradients; the variables that
+    feed one box are one table."""
     fn = compiled("mlp_digits")
     picture = drawn(V.to_dot(fn, "traced", collapse=True))
-    boxes = [n for n in picture.nodes if n.startswith("c")]
-    assert 2 <= len(boxes) <= 4  # the layers' line, the loss line, the S.grad line
-    assert len(picture.graph_nodes) < len(fn.traced_graph.nodes) / 3
-    assert any(t.startswith("mlp_digits.py:") for t in picture.texts)
+    for k in (0, 2):  # the last layer's add is an output: drawn as itself
+        assert f"reads layers.{k}.weight, layers.{k}.bias" in picture.texts
+        assert f"layers.{k}.weight : {fn.traced_graph.variables[k].type_str()}" in picture.texts
+    boxes = [t for t in picture.texts if t.startswith("mlp_digits.py:")]
+    assert 6 <= len(boxes) <= 12, boxes  # three layers and the loss, forward and backward
+    assert len(picture.graph_nodes) < len(fn.traced_graph.nodes)
+    assert not any("pictures.py" in t for t in picture.texts)  # backward lines are the model's
+
+
+def test_collapsed_boxes_never_close_a_cycle(compiled, laid_out):
+    for name in ("gelu_chain", "attention", "lenet_digits", "rnn_varlen"):
+        assert laid_out(V.to_dot(compiled(name), collapse=True)).upward == [], name
 
 
 def test_a_cap_on_nodes_says_so(compiled, drawn):
     fn = compiled("attention")
-    picture = drawn(V.to_dot(fn, "traced", max_nodes=40))
+    picture = drawn(V.to_dot(fn, "traced", collapse=False, max_nodes=40))
     assert len(picture.graph_nodes) == 40
     assert "note" in picture.nodes
     assert any("max_nodes=40" in t for t in picture.texts)

@@ -110,3 +110,38 @@ def test_memory_plan_with_nothing_planned(tmp_path):
     a = S.placeholder(name="a")
     fn = S.compile((a * 2.0) + np.float32(1), inputs=[a])
     assert V.render_memory_plan(fn, tmp_path / "m.svg").read_text().count("<svg") == 1
+
+
+def test_duplicates_below_a_rewrite_are_rebuilt_not_new(drawn):
+    """Two copies of tanh(h) (CSE merges them later) read a value that simplify rewrites:
+    both are rebuilt, so the picture counts what the report lists, two identities replaced
+    by their operand, not a cascade of 'added' and 'merged' nodes (it said 6 added, 4
+    replaced, 3 merged)."""
+    x = S.placeholder((4, 8), name="x")
+    w1 = S.variable(np.ones((8, 8), np.float32), name="w1")
+    h = (x @ w1) * 1.0 + 0.0
+    y = 0.5 * F.tanh(h) + F.tanh(h)
+    fn = S.compile(y, inputs=[x], optimize=2)
+    diffs = stage_diffs(fn)
+    simplify = diffs["simplify"]
+    changes = next(s.changes for s in fn.report.stages if s.stage == "simplify")
+    assert len(changes) == 2
+    assert not simplify.added and not simplify.removed
+    assert list(simplify.how.values()) == ["replaced", "replaced"]
+    assert {n.op_name for n in simplify.ghosts} == {"mul", "add"}
+    matmul = next(n for n in fn.report.stages[2].graph.nodes if n.op_name == "matmul")
+    assert all(into is matmul for into in simplify.merged.values())  # both: x @ w1 now
+    cse = diffs["cse"]
+    assert [(n.op_name, cse.how[n.id]) for n in cse.ghosts] == [("tanh", "merged")]
+    assert not cse.added
+    pictures = {name: drawn(source).texts for name, source, _ in pass_dots(fn)}
+    assert "2. simplify: 9 → 7 nodes; 2 replaced" in pictures["simplify"]
+    assert "3. cse: 7 → 6 nodes; 1 merged" in pictures["cse"]
+
+
+def test_an_identity_returned_as_the_output_is_replaced_by_its_operand():
+    x = S.placeholder((3,), name="x")
+    fn = S.compile(F.exp(x) * 1.0, inputs=[x], optimize=1)
+    diff = stage_diffs(fn)["simplify"]
+    ((old, into),) = diff.merged.items()
+    assert diff.how[old] == "replaced" and into.op_name == "exp" and not diff.added

@@ -101,7 +101,7 @@ REFUSALS = {
         lambda x, w: F.sum(F.tanh(w * 2.0) + x), [(8, 8)], r"input is a caller's array \(variable\)"
     ),
     "still read later": Refusal(
-        lambda x, w: _still_read(x), [(8, 8)], r"input still read at step \d+"
+        lambda x, w: _still_read(x), [(8, 8)], r"input still read at step \d+ \(by %\d+ \w+\)"
     ),
     "a view": Refusal(
         lambda x, w: F.sum(F.tanh(F.reshape(F.exp(x), (64,)))),
@@ -134,7 +134,8 @@ def test_the_still_read_reason_names_the_step_that_reads():
     pos = _position(graph)
     ((node, victim, reason),) = [r for r in plan.refused if "still read" in r[2]]
     reader = next(n for n in graph.nodes if n.op_name == "mul")
-    assert reason == f"input still read at step {pos[reader.id]}"
+    with graph.numbering.active():
+        assert reason == f"input still read at step {pos[reader.id]} (by {reader.label} mul)"
     assert plan.lifetimes[victim] == (pos[victim], pos[reader.id])
     assert plan.in_place == {reader.id: node}  # mul then overwrites tanh's value, dying there
 
@@ -151,7 +152,7 @@ def test_the_plan_is_plain_data_with_a_summary():
     assert summary.startswith("4 values in 1 buffers") and "3 in place" in summary
 
 
-def test_the_report_lists_each_in_place_decision():
+def test_the_report_lists_each_in_place_decision_and_each_refusal():
     x = S.placeholder((16, 32), name="x")
     f = S.compile(
         F.sum(F.tanh(F.exp(x) @ F.transpose(F.exp(x)))), inputs=[x], optimize=2, disable=["fusion"]
@@ -160,10 +161,14 @@ def test_the_report_lists_each_in_place_decision():
     plan = f.graph.memory
     assert stage.changes[0] == plan.summary()
     local = {n.id: f.graph.numbering.label(n) for n in f.graph.nodes}
-    assert stage.changes[1:] == [
-        f"{local[n]} writes in place into {local[v]}" for n, v in plan.in_place.items()
+    ops = {n.id: n.op_name for n in f.graph.nodes}
+    written = [f"{local[n]} writes in place into {local[v]}" for n, v in plan.in_place.items()]
+    refused = [
+        f"{local[n]} {ops[n]} not in place over {local[i]}: {why}" for n, i, why in plan.refused
     ]
-    assert plan.in_place  # tanh overwrites the matmul's dying output
+    assert stage.changes[1:] == written + list(dict.fromkeys(refused))
+    assert plan.in_place and plan.refused  # tanh overwrites the matmul's dying output
+    assert f"    {refused[0]}" in str(f.report)
 
 
 # ---- reuse -------------------------------------------------------------------------------
