@@ -15,7 +15,9 @@ diverged too: the point is that both engines trained alike; a warning line says 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -112,6 +114,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler's address, PROTOCOL://HOST:PORT (checked as argparse reads it)."""
+    if not re.fullmatch(r"[a-z]+://[^\s/:]+:\d+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address like tcp://HOST:PORT")
+    return text
+
+
 def _add_others(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model eagerly and compiled from the same init")
     t.add_argument("model", metavar="MODEL")
@@ -123,6 +132,19 @@ def _add_others(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--plot", metavar="PATH", help="both loss curves in one figure (png, svg, pdf)")
     t.add_argument("--threads", type=at_least(0), default=1, help="as for compare")
     t.add_argument("--seed", type=at_least(0), default=0)
+    t.add_argument(
+        "--workers",
+        type=at_least(1),
+        metavar="N",
+        help="data-parallel on Dask: N shards a step, on a LocalCluster of N worker processes "
+        "(or on --scheduler's workers); compiled and eager replicas beside one process",
+    )
+    t.add_argument(
+        "--scheduler",
+        type=scheduler_address,
+        metavar="ADDRESS",
+        help="join the Dask cluster at tcp://HOST:PORT instead of starting one",
+    )
     sub.add_parser("models", help="the zoo, one line each")
     e = sub.add_parser("explain", help="the compile report, pass by pass, and the source")
     e.add_argument("model", metavar="MODEL")
@@ -290,6 +312,8 @@ def run_train(args: argparse.Namespace) -> int:
     from compare.train import print_training, train
 
     model = models_named([args.model])[0]
+    if args.workers or args.scheduler:
+        return run_train_data_parallel(args, model)
     if args.plot:
         checks.check_output(args.plot, checks.FIGURES, "--plot")
         checks.check_module("matplotlib", "--plot", "matplotlib")
@@ -313,6 +337,50 @@ def run_train(args: argparse.Namespace) -> int:
             plots.loss_curves(model.name, result.eager_losses, result.symbolic_losses), args.plot
         )
         print(f"wrote {args.plot}")
+    return 0
+
+
+def run_train_data_parallel(args: argparse.Namespace, model: zoo.Model) -> int:
+    """`train --workers N` / `--scheduler ADDRESS`: compare/distributed.py."""
+    flag = "--scheduler" if args.scheduler else "--workers"
+    checks.check_module("distributed", flag, "'dask[distributed]'")
+    if args.plot:
+        raise UsageError(f"--plot draws one process's training. Fix: leave out --plot or {flag}.")
+    checks.check_sizes(model, args.batch, args.size, args.seed, batches=args.steps)
+    from compare.distributed import (
+        StepFailed,
+        open_cluster,
+        print_data_parallel,
+        train_data_parallel,
+    )
+
+    where = args.scheduler or "a LocalCluster on 127.0.0.1"
+    with thread_limit(args.threads), contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(open_cluster(args.workers, args.scheduler))
+        except OSError as exc:  # includes the timeout of a scheduler that does not answer
+            raise UsageError(
+                f"could not start or reach {where}: {exc}. Fix: start a scheduler (`dask "
+                "scheduler`) and pass its address, or leave out --scheduler."
+            ) from None
+        try:
+            result = train_data_parallel(
+                client,
+                model,
+                args.steps,
+                args.batch,
+                args.size,
+                args.lr,
+                args.opt,
+                args.seed,
+                shards=args.workers,
+            )
+        except ValueError as exc:  # a model whose batch cannot be cut: the message says why
+            raise UsageError(str(exc)) from None
+        except StepFailed as exc:
+            print(f"diptych: error: {exc}", file=sys.stderr)
+            return 1
+    print_data_parallel(result)
     return 0
 
 

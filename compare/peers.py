@@ -170,7 +170,10 @@ def compare_with_onnxruntime(
     exported graph in onnxruntime, fed the same inputs, raced interleaved
     (`compare.timing.race`), each on `threads` threads (BLAS's for diptych)."""
     from compare.timing import race, thread_limit
-    from symbolic.onnx import onnxruntime_session, to_onnx  # the `export` extra, used here only
+    from symbolic.serialize.onnx import (
+        onnxruntime_session,
+        to_onnx,
+    )  # the `export` extra, used here only
 
     session = onnxruntime_session(to_onnx(f, opset), threads)
     feeds = {i.name: np.asarray(v) for i, v in zip(session.get_inputs(), inputs)}

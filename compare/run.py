@@ -30,7 +30,9 @@ class Writer:
 
 
 def _write_onnx(fn: Any, path: Path) -> None:
-    from symbolic.onnx import export_onnx  # the `export` extra, loaded for this format only
+    from symbolic.serialize.onnx import (
+        export_onnx,
+    )  # the `export` extra, loaded for this format only
 
     export_onnx(fn, path)
 

@@ -86,6 +86,15 @@ def compiled_trainer(
     return lambda inputs: float(compiled(*inputs.values()))
 
 
+def global_batches(model: Model, steps: int, batch: int, size: int, seed: int) -> list[dict]:
+    """The batches a training run sees, one per step (the same one again unless the model
+    draws fresh batches): every way of training the model is fed these."""
+    return [
+        model.make_inputs(batch, size, seed + i if model.fresh_batches else seed)
+        for i in range(steps)
+    ]
+
+
 def train(
     model: Model,
     steps: int,
@@ -102,23 +111,21 @@ def train(
             f"{model.name} has no parameters, so there is nothing to train. "
             "Fix: pick a model with weights (`diptych models`)."
         )
-    batches = [
-        model.make_inputs(batch, size, seed + i if model.fresh_batches else seed)
-        for i in range(steps)
-    ]
+    batches = global_batches(model, steps, batch, size, seed)
     with np.errstate(over="ignore", invalid="ignore"):  # diverging: `diverged` says so once
         eager_losses, eager_s = _timed_loop(eager_trainer(model, eager_module, lr), batches)
         start = time.perf_counter()
         step = compiled_trainer(model, symbolic_module, lr, batches[0], optimize)
         compile_s = time.perf_counter() - start
         symbolic_losses, symbolic_s = _timed_loop(step, batches)
-        rel = _weights_max_rel(symbolic_module.parameters(), eager_module.parameters())
+        rel = weights_max_rel(symbolic_module.parameters(), eager_module.parameters())
     return TrainResult(
         model.name, steps, lr, eager_losses, symbolic_losses, eager_s, symbolic_s, compile_s, rel
     )
 
 
-def _weights_max_rel(symbolic: Iterable, eager: Iterable) -> float:
+def weights_max_rel(symbolic: Iterable, eager: Iterable) -> float:
+    """The largest difference between two models' parameters, relative to the second's."""
     return max(
         (
             float(np.max(np.abs(p.numpy() - q.numpy())) / max(np.max(np.abs(q.numpy())), 1e-30))

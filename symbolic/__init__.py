@@ -38,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str):  # S.export_onnx / S.import_onnx load onnx only when used
     if name in ("export_onnx", "import_onnx"):
-        from symbolic import onnx
+        from symbolic.serialize import onnx
 
         return getattr(onnx, name)
     raise AttributeError(f"module 'symbolic' has no attribute {name!r}")

@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from common.anomaly import active as anomaly_active
 from common.backend import backend_of, get_backend
 from common.dispatch import engine_scope
 from common.ops import ShapeError
 from symbolic.codegen import generate
+from symbolic.debug import call_checked
 from symbolic.graph import Graph, Node, Numbering, ancestors_in_order, recording
+from symbolic.lint import Lint
 from symbolic.passes import run_pipeline
 from symbolic.report import CompileReport
 from symbolic.symbol import Symbol, as_node, as_symbol, at_line
@@ -135,6 +138,15 @@ class CompiledFunction:
 
         return save(self, path)
 
+    def to_dask(self, chunks: dict) -> Any:
+        """This function as a Dask task graph over blocks of rows of its batched inputs
+        (`chunks={placeholder or name: rows}`): calling the result builds Dask arrays that run
+        on a cluster or Dask's threads and equal this function's results
+        (`symbolic.distributed`)."""
+        from symbolic.distributed import DaskFunction
+
+        return DaskFunction(self, chunks)
+
     def _repr_svg_(self) -> str | None:  # Jupyter shows the optimized graph
         from symbolic.visualize import svg
 
@@ -190,6 +202,10 @@ class CompiledFunction:
             feeds = args  # the common case, checked cheaply: arrays of the right types
         else:
             feeds = self._feeds(args, kwargs)
+        if anomaly_active():  # common.detect_anomaly(): step the plan, checking each value
+            result = call_checked(self, feeds)
+            self.calls += 1
+            return result
         try:  # list.pop and append are atomic: a thread never takes a running plan's buffers
             plan = self._idle.pop()
         except IndexError:  # the first call, or all instances busy in other threads
@@ -295,9 +311,12 @@ def compile(
     """
     backend = get_backend(backend)
     recorded: list = []
+    findings: list = []  # what the capture linter found while tracing a function
     if callable(outputs) and not isinstance(outputs, Symbol):
+        lint = Lint(outputs)
         with recording() as recorded, engine_scope(Symbol):
-            outputs = outputs(*inputs)
+            outputs = lint.run(*inputs)
+        findings = lint.findings
     single = not isinstance(outputs, (list, tuple))
     out_nodes = [as_symbol(o).node for o in ([outputs] if single else outputs)]
     pairs = _as_update_pairs(updates)
@@ -321,6 +340,7 @@ def compile(
     numbers = Numbering(traced)  # one numbering for every stage, the report and the source
     with numbers.active():
         report = CompileReport(traced)
+        report.lint = findings
         graph = run_pipeline(traced, optimize, disable, report)
         for var in graph.variables:  # weights live where the plan runs (as model.to(device))
             if backend_of(var.value.data) is not backend:

@@ -30,7 +30,7 @@ class DigitsMLP(nn.Module):
 
 
 @functools.cache
-def digits(images: bool) -> data.Dataset:
+def digits(images: bool) -> data.Splits:
     return data.digits(images=images)
 
 

@@ -250,7 +250,7 @@ lessons.claim(
 import onnx
 
 from compare.peers import compare_with_onnxruntime
-from symbolic.onnx import run_onnxruntime
+from symbolic.serialize.onnx import run_onnxruntime
 
 onnx_path = folder / "rnn.onnx"
 S.export_onnx(original, onnx_path)

@@ -128,7 +128,7 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, says):
 
 def test_export_onnx_writes_a_model_onnxruntime_runs(tmp_path):
     pytest.importorskip("onnxruntime", reason="the `export` extra is not installed")
-    from symbolic.onnx import run_onnxruntime
+    from symbolic.serialize.onnx import run_onnxruntime
 
     fn = export_model("pythagoras", "onnx", tmp_path / "p.onnx")
     model = zoo.get("pythagoras")

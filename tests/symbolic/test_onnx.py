@@ -1,5 +1,5 @@
 """ONNX export checked by onnx.checker and in onnxruntime, and import back into both engines
-(symbolic/onnx). Every op with test samples and every zoo model is exported and run."""
+(symbolic/serialize/onnx). Every op with test samples and every zoo model is exported and run."""
 
 # ruff: noqa: E402  (the imports after the skips need the optional onnx packages)
 
@@ -24,7 +24,7 @@ from common.dispatch import apply
 from common.ops import OPS
 from compare import zoo
 from compare.pictures import compile_model
-from symbolic.onnx import (
+from symbolic.serialize.onnx import (
     OnnxExportError,
     OnnxImportError,
     apply_onnx,
@@ -33,7 +33,7 @@ from symbolic.onnx import (
     run_onnxruntime,
     to_onnx,
 )
-from symbolic.onnx.ops import BUILDERS, NO_ONNX_FORM
+from symbolic.serialize.onnx.ops import BUILDERS, NO_ONNX_FORM
 
 RTOL, ATOL = 1e-4, 1e-5  # float32
 DOC = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "onnx.md"

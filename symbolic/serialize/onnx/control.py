@@ -12,7 +12,7 @@ import numpy as np
 from onnx import helper
 
 from symbolic.graph import Graph
-from symbolic.onnx.emitter import Call, Emitter, value_info
+from symbolic.serialize.onnx.emitter import Call, Emitter, value_info
 
 BOOL, INT64 = np.dtype(bool), np.dtype(np.int64)
 

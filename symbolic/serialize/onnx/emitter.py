@@ -1,5 +1,5 @@
 """Writing ONNX from a diptych graph: the walk over the nodes, fresh names, typed constants
-and casts. Each op's builder (symbolic/onnx/ops.py, control.py) turns one `Call` into ONNX
+and casts. Each op's builder (symbolic/serialize/onnx/ops.py, control.py) turns one `Call` into ONNX
 nodes through an `Emitter`; the emitter never knows an op by name.
 
     %5 = add(%3, 2.0) : f32[4]   ->   c = Constant(value=f32 2.0); add_1 = Add(mul_1, c)
@@ -217,7 +217,7 @@ class Emitter:
             reason = self.reasons.get(
                 call.op.name,
                 "it is not one of diptych's own ops, and the exporter knows only those "
-                "(the table in symbolic/onnx/ops.py)",
+                "(the table in symbolic/serialize/onnx/ops.py)",
             )
             raise unsupported(call, f"it has no ONNX form: {reason}")
         self.source = call.source

@@ -18,8 +18,8 @@ from onnx import helper
 
 from symbolic.compiler import CompiledFunction
 from symbolic.graph import Graph
-from symbolic.onnx import ops
-from symbolic.onnx.emitter import Emitter, OnnxExportError, names_read, value_info
+from symbolic.serialize.onnx import ops
+from symbolic.serialize.onnx.emitter import Emitter, OnnxExportError, names_read, value_info
 from symbolic.symbol import at_line
 
 DEFAULT_OPSET = 17

@@ -20,8 +20,8 @@ from onnx import helper, numpy_helper
 
 from common import functional as F
 from symbolic.compiler import CompiledFunction, compile
-from symbolic.onnx.emitter import names_read
-from symbolic.onnx.readers import READERS, OnnxImportError
+from symbolic.serialize.onnx.emitter import names_read
+from symbolic.serialize.onnx.readers import READERS, OnnxImportError
 from symbolic.symbol import placeholder, variable
 
 
@@ -182,7 +182,8 @@ def run_graph(graph: Any, scope: Scope, opset: int) -> list:
         if proto.domain not in ("", "ai.onnx") or reader is None:
             raise OnnxImportError(
                 f"cannot import node {proto.name!r}: ONNX op {proto.op_type!r} has no reader "
-                f"(symbolic/onnx/readers.py reads {', '.join(sorted(READERS))}, If, Loop, Scan)"
+                f"(symbolic/serialize/onnx/readers.py reads {', '.join(sorted(READERS))}, "
+                "If, Loop, Scan)"
             )
         result = reader(ReadNode(proto, scope, opset))
         results = result if isinstance(result, list) else [result]

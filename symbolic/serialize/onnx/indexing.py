@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from common.ops import OPS
 from common.ops.indexing import ARRAY
-from symbolic.onnx.emitter import INT64_MAX, INT64_MIN, Arg, Call, Emitter, unsupported
+from symbolic.serialize.onnx.emitter import INT64_MAX, INT64_MIN, Arg, Call, Emitter, unsupported
 
 BOOL, INT64 = np.dtype(bool), np.dtype(np.int64)
 

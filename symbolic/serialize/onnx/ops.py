@@ -1,7 +1,7 @@
 """The export table: each registered op name (common/ops) -> the builder writing it as ONNX
 nodes, and `NO_ONNX_FORM`, the ops ONNX cannot express, with the reason. Indexing and
-windows are built in symbolic/onnx/indexing.py, control flow in control.py; the way back
-is symbolic/onnx/readers.py.
+windows are built in symbolic/serialize/onnx/indexing.py, control flow in control.py; the way back
+is symbolic/serialize/onnx/readers.py.
 
 ONNX wants both operands of Add in one dtype where numpy promotes; each builder casts its
 operands to the dtype diptych's rules gave the result (docs/dtypes.md), so a weak Python
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from common.ops.core import result_dtype
-from symbolic.onnx import control, indexing
-from symbolic.onnx.emitter import Call, Emitter, unsupported
+from symbolic.serialize.onnx import control, indexing
+from symbolic.serialize.onnx.emitter import Call, Emitter, unsupported
 
 BOOL, INT64 = np.dtype(bool), np.dtype(np.int64)
 

@@ -1,6 +1,6 @@
 """The way back: each ONNX op type -> a reader applying `F` ops to its inputs. `F` ops work
 on symbols and eager tensors alike, so one reading of a file serves both engines (the walk,
-and the readers of If, Loop and Scan, are in symbolic/onnx/imports.py).
+and the readers of If, Loop and Scan, are in symbolic/serialize/onnx/imports.py).
 
 A reader gets a view of the node (`ReadNode` in imports.py): `node.input(i)` is a value
 (a symbol, a tensor or a numpy array), `node.const(i)` one that must be known while
