@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from common import anomaly
 from common.fusion import FusedKernel
 from common.ops import OPS
 from symbolic.codegen import check_update_shapes
@@ -81,6 +82,7 @@ def unfuse(fused: Node, members: list[Node] | None) -> list[Node]:
                 np.dtype(step.dtype),
                 member.source if member else fused.source,
                 provenance=member.provenance if member else (),
+                backward=member.backward if member else fused.backward,
                 **({"id": member.id} if member else {}),  # its label: the fusion report's
             )
         )
@@ -410,3 +412,39 @@ class Debugger:
 
     def _do_help(self, _: str) -> None:
         print(HELP)
+
+
+# ---- anomaly mode --------------------------------------------------------------------------
+
+
+def call_checked(fn: Any, feeds: list) -> Any:
+    """A call of `fn` in anomaly mode (`common.detect_anomaly`): its plan stepped node by
+    node, fused groups unfused, every value checked; the first NaN or inf an op produced
+    raises `AnomalyError` naming the op and the user's line (for a gradient node, the forward
+    op it differentiates and that op's line). Updates are written only if nothing was found."""
+    debugger = Debugger(fn, feeds)
+    while (node := debugger.step()) is not None:
+        found = anomaly.nonfinite(debugger.value(node))
+        if found is not None:
+            raise _anomaly(debugger, node, found)
+    return debugger.finish(apply_updates=True)
+
+
+def _anomaly(debugger: Debugger, node: Node, found: str) -> anomaly.AnomalyError:
+    """The error for `node`, whose value `found` describes (its inputs' values are known)."""
+    came_in = []
+    for i, a in enumerate(node.inputs):
+        bad = anomaly.nonfinite(debugger.value(a) if isinstance(a, Node) else a)
+        if bad is not None:
+            what = f", {a.op_name} {a.name!r}" if isinstance(a, Node) and a.name else ""
+            came_in.append(f"input {i}{what} ({bad})")
+    forward = ""
+    if node.backward:  # its line is the forward op's: name the forward ops made there
+        made_there = [
+            n.op_name
+            for n in debugger.fn.traced_graph.ops
+            if not n.backward and n.source == node.source
+        ]
+        forward = " or ".join(dict.fromkeys(made_there)) or "an op"
+    line = node.source or "an unknown line"
+    return anomaly.anomaly_error(node.op_name, found, line, came_in, forward)

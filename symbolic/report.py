@@ -44,6 +44,7 @@ class CompileReport:
             )
         ]
         self.lines_of_code = 0
+        self.lint: list = []  # what tracing froze silently (symbolic.lint), set by compile
         self.compile_seconds = 0.0
 
     def record_pass(
@@ -65,6 +66,7 @@ class CompileReport:
             rows += [f"    {c}" for c in s.changes[:20]]
             if len(s.changes) > 20:
                 rows.append(f"    ... and {len(s.changes) - 20} more")
+        rows += [f"lint: {finding}" for finding in self.lint]
         rows.append(
             f"plan: {self.lines_of_code} lines of Python, compiled in "
             f"{1e3 * self.compile_seconds:.1f} ms"

@@ -2,7 +2,8 @@
 
 `S.function` caches compiled graphs per input signature (shapes, dtypes, the values of plain
 Python arguments, which are baked in, and the modules' train/eval modes) and explains every
-retrace, the well-known pain point of tf.function and torch.compile.
+retrace, the well-known pain point of tf.function and torch.compile. While it traces, the
+capture linter (`symbolic.lint`) warns about what else Python froze into the graph.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from common.dispatch import engine_scope
 from common.nn.module import recording_calls
 from symbolic.compiler import CompiledFunction, compile
 from symbolic.graph import Graph, recording
+from symbolic.lint import Lint
 from symbolic.symbol import Symbol, as_symbol, placeholder
 
 
@@ -50,7 +52,7 @@ def trace(fn: Callable, *input_specs: Any) -> Graph:
     names = _argument_names(fn, len(input_specs))
     inputs = [spec_placeholder(s, n) for s, n in zip(input_specs, names)]
     with recording() as recorded, engine_scope(Symbol):
-        outputs = fn(*inputs)
+        outputs = Lint(fn).run(*inputs)  # warns about what tracing froze
     return Graph.traced(
         [i.node for i in inputs], [as_symbol(o).node for o in leaves(outputs)], [], recorded
     )
@@ -300,7 +302,11 @@ class TracedFunction:
         names = _argument_names(self.fn, len(args))
         symbols = [spec_placeholder(a, n) if _is_array(a) else a for a, n in zip(args, names)]
         inputs = [s for s in symbols if isinstance(s, Symbol)]
-        return compile(lambda *_: self.fn(*symbols), inputs=inputs, optimize=self.optimize)
+        baked = {n: a for n, a in zip(names, args) if not _is_array(a)}
+        lint = Lint(self.fn, baked)  # warns about what tracing froze, `if`s on `baked` too
+        compiled = compile(lambda *_: lint.run(*symbols), inputs=inputs, optimize=self.optimize)
+        compiled.report.lint = lint.findings
+        return compiled
 
 
 def function(
