@@ -122,15 +122,15 @@ tiny_rows = zoo_rows("pythagoras")
 gelu_calls, tiny_calls = break_even(*gelu_rows), break_even(*tiny_rows)
 
 # %%
-w = gen.standard_normal((32, 32)).astype(np.float32)
+W = gen.standard_normal((32, 32)).astype(np.float32)  # a constant on purpose: capitals
 batches = [gen.standard_normal((rows, 32)).astype(np.float32) for rows in range(1, 9)]
-retracing = S.function(lambda x: F.tanh(x @ w), warn_after=len(batches))  # retraces expected
+retracing = S.function(lambda x: F.tanh(x @ W), warn_after=len(batches))  # retraces expected
 started = time.perf_counter()
 for batch in batches:
     retracing(batch)
 retrace_s = (time.perf_counter() - started) / len(batches)
 retraced = lessons.race_seconds(
-    {"eager": lambda: F.tanh(E.tensor(batches[-1]) @ w), "cached": lambda: retracing(batches[-1])},
+    {"eager": lambda: F.tanh(E.tensor(batches[-1]) @ W), "cached": lambda: retracing(batches[-1])},
     TARGET_MS,
     REPEATS,
 )
