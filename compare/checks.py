@@ -283,3 +283,10 @@ def check_sizes(
     check_memory(model, batch or default_batch, size or default_size, batches)
     if batch is not None or size is not None:
         check_runs(model, batch or default_batch, size or default_size, seed)
+
+
+def add_opt_levels(parser: Any, help: str) -> None:
+    """`--opt 0 1 2`: the optimize levels a command runs (`compare`, `check`)."""
+    parser.add_argument(
+        "--opt", type=opt_level, nargs="+", default=[0, 1, 2], metavar="LEVEL", help=help
+    )

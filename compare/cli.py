@@ -25,7 +25,7 @@ from typing import NoReturn
 
 from compare import bench, check, checks, lessons, pictures, zoo
 from compare import run as run_commands
-from compare.checks import UsageError, at_least, opt_level, positive_float
+from compare.checks import UsageError, add_opt_levels, at_least, opt_level, positive_float
 from compare.timing import THREADS_HELP, thread_limit
 
 COMMANDS = (
@@ -77,14 +77,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--repeat", type=at_least(1), default=15, help="interleaved timing rounds (15)")
     p.add_argument("--warmup", type=at_least(0), default=2, help="untimed calls per mode first (2)")
-    p.add_argument(
-        "--opt",
-        type=opt_level,
-        nargs="+",
-        default=[0, 1, 2],
-        metavar="LEVEL",
-        help="optimize levels of the symbolic rows (default: 0 1 2)",
-    )
+    add_opt_levels(p, "optimize levels of the symbolic rows (default: 0 1 2)")
     p.add_argument("--peers", default="", help="comma list of peer frameworks: torch,jax")
     p.add_argument(
         "--ablate",

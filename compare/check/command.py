@@ -13,7 +13,7 @@ import numpy as np
 from compare.check.equivalence import equivalence, equivalence_of_model
 from compare.check.gradcheck import gradcheck, gradcheck_of_model
 from compare.check.stages import as_list
-from compare.checks import UsageError, at_least, check_sizes, opt_level
+from compare.checks import UsageError, add_opt_levels, at_least, check_sizes
 
 GRADCHECK_ENTRIES = 1024  # float input entries a script's gradcheck takes (2 runs per entry)
 
@@ -40,14 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="D0,D1,...",
         help="with --script: one float32 input of this shape (random normal); once per input",
     )
-    p.add_argument(
-        "--opt",
-        type=opt_level,
-        nargs="+",
-        default=[0, 1, 2],
-        metavar="LEVEL",
-        help="optimize levels to check (default: 0 1 2)",
-    )
+    add_opt_levels(p, "optimize levels to check (default: 0 1 2)")
     p.add_argument("--batch", type=at_least(1), help="with MODEL: batch size (default: its own)")
     p.add_argument("--size", type=at_least(1), help="with MODEL: its size knob")
     p.add_argument("--no-gradcheck", action="store_true", help="check the values only")
