@@ -44,11 +44,13 @@ def topological_order(roots: list, parents: Callable, key: Callable, needs_grad:
         if made_by is None or made_by[0].vjp is None:  # a leaf, or nothing flows through
             order.append((value, None, None))
             continue
-        needs = [needs_grad(a) for a in made_by[1]]
+        needs = []  # filled below, before the second visit reads it
         stack.append((value, made_by, needs))
-        stack.extend(
-            (a, None, None) for a, need in zip(made_by[1], needs) if need and key(a) not in seen
-        )
+        for a in made_by[1]:
+            need = needs_grad(a)
+            needs.append(need)
+            if need and key(a) not in seen:
+                stack.append((a, None, None))
     return order
 
 

@@ -13,6 +13,8 @@ import contextlib
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
+
 from common.backend import array_module
 
 
@@ -54,10 +56,23 @@ def engine_scope(engine: Any):
     return _scopes.pushed(engine)
 
 
+def owner(values) -> Any:
+    """The first of the highest-priority engine values among `values` (None if none): a
+    plain loop, as this runs for every op applied."""
+    best = None
+    top = 0
+    for value in values:
+        priority = getattr(value, "_priority", 0)
+        if priority > top:
+            top = priority
+            best = value
+    return best
+
+
 def owner_engine(values) -> Any:
     """The class of the highest-priority engine value among `values` (None if none)."""
-    best = max(values, key=lambda v: getattr(v, "_priority", 0), default=None)
-    return type(best) if getattr(best, "_priority", 0) else None
+    best = owner(values)
+    return None if best is None else type(best)
 
 
 def default_engine() -> Any:
@@ -72,21 +87,18 @@ def default_engine() -> Any:
 
 def apply(op, *args: Any, **params: Any) -> Any:
     """Apply `op` to `args`: the highest-priority argument's engine interprets it."""
-    owner = None
-    top = 0
-    for arg in args:
-        priority = getattr(arg, "_priority", 0)
-        if priority > top:
-            top = priority
-            owner = arg
-    if owner is None:
+    engine_value = owner(args)
+    if engine_value is None:
         return run_kernel(op, args, params)
-    return owner._apply(op, args, params)
+    return engine_value._apply(op, args, params)
 
 
 def run_kernel(op, arrays, params) -> Any:
     """Run `op`'s kernel on concrete arrays, turning a kernel failure into a clear error."""
     try:
-        return op.kernel(array_module(arrays), *arrays, **params)
+        xp = array_module(arrays)
+        if xp is np and op.numpy_ufunc is not None and not params:
+            return op.numpy_ufunc(*arrays)  # what the kernel would call, one frame sooner
+        return op.kernel(xp, *arrays, **params)
     except Exception as exc:
         raise op.explain_failure(exc, arrays, params) from None

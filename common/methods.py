@@ -5,6 +5,7 @@ the one hook `_apply(op, args, params)`; `x + y`, `x.sum()`, `x.T` then work eve
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from common import functional as F
@@ -280,13 +281,13 @@ class ConcreteMethods(ArrayMethods):
 
     __slots__ = ()
 
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
+    # read by every op and every backward step: attrgetter reads them without a Python frame
+    shape = property(attrgetter("data.shape"), doc="The shape of the array held.")
+    dtype = property(attrgetter("data.dtype"), doc="The dtype of the array held.")
+    ndim = property(attrgetter("data.ndim"), doc="The number of axes of the array held.")
 
-    @property
-    def dtype(self) -> Any:
-        return self.data.dtype
+    def numel(self) -> int:
+        return self.data.size
 
     @property
     def device(self) -> str:

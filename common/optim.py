@@ -63,30 +63,34 @@ class Optimizer:
             self.state[i] = new_state
 
     def _check(self, index: int, param: Parameter, grad: Any, state: dict) -> None:
-        """Refuse a gradient or state that does not fit its parameter, naming both."""
-        label = f"{type(self).__name__}.step: parameter {index}"
-        label += f" ({param.name!r})" if param.name else ""
-        shape = tuple(param.shape)
-        if tuple(grad.shape) != shape:
+        """Refuse a gradient or state that does not fit its parameter, naming both (the
+        checks run every step: the common case, all fitting, reads no more than it must)."""
+        shape = param.data.shape
+        if grad.shape != shape:
             raise ShapeError(
-                f"{label} has a gradient of shape {fmt(grad.shape)}, but the parameter has "
-                f"shape {fmt(shape)}; no parameter was updated. Fix: give .grad the "
-                "parameter's shape (sum a broadcast gradient down to it)."
+                f"{self._label(index)} has a gradient of shape {fmt(grad.shape)}, but the "
+                f"parameter has shape {fmt(shape)}; no parameter was updated. Fix: give .grad "
+                "the parameter's shape (sum a broadcast gradient down to it)."
             )
-        if not np.can_cast(grad.dtype, param.dtype, "same_kind"):
+        if grad.dtype != param.dtype and not np.can_cast(grad.dtype, param.dtype, "same_kind"):
             raise DTypeError(
-                f"{label} has a gradient of dtype {grad.dtype}, which the parameter's dtype "
-                f"{param.dtype} cannot hold; no parameter was updated. Fix: cast the gradient "
-                f"to {param.dtype}."
+                f"{self._label(index)} has a gradient of dtype {grad.dtype}, which the "
+                f"parameter's dtype {param.dtype} cannot hold; no parameter was updated. Fix: "
+                f"cast the gradient to {param.dtype}."
             )
         for key, value in state.items():
-            if hasattr(value, "shape") and tuple(value.shape) != shape:
+            if hasattr(value, "shape") and value.shape != shape:
                 raise ShapeError(
-                    f"{label} has shape {fmt(shape)}, but its optimizer state {key!r} has "
-                    f"shape {fmt(value.shape)} (the parameter was replaced after the optimizer "
-                    "was made); no parameter was updated. Fix: make a new optimizer for the "
-                    "new parameters."
+                    f"{self._label(index)} has shape {fmt(shape)}, but its optimizer state "
+                    f"{key!r} has shape {fmt(value.shape)} (the parameter was replaced after "
+                    "the optimizer was made); no parameter was updated. Fix: make a new "
+                    "optimizer for the new parameters."
                 )
+
+    def _label(self, index: int) -> str:
+        name = self.params[index].name
+        label = f"{type(self).__name__}.step: parameter {index}"
+        return label + (f" ({name!r})" if name else "")
 
 
 def _zeros_like(x: Any) -> Any:

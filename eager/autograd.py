@@ -21,11 +21,13 @@ class Node:
 
     __slots__ = ("op", "inputs", "params", "versions")
 
-    def __init__(self, op: Any, inputs: tuple, params: dict) -> None:
+    def __init__(self, op: Any, inputs: tuple, params: dict, versions: list | None = None) -> None:
         self.op = op  # an OpDef, or a custom Function's adapter
         self.inputs = inputs  # the op's arguments: tensors, parameters, arrays, scalars
         self.params = params
-        self.versions = [getattr(a, "_version", 0) for a in inputs]  # to detect later edits
+        if versions is None:  # Tensor._apply passes the versions it read while scanning
+            versions = [getattr(a, "_version", 0) for a in inputs]
+        self.versions = versions  # each input's version now: backward detects later edits
 
     @property
     def name(self) -> str:
@@ -96,16 +98,22 @@ def _parents(tensor: Any) -> tuple | None:
     node = getattr(tensor, "_node", None)
     if node is None:
         return None
-    if node.inputs is None:
+    inputs, versions = node.inputs, node.versions
+    if inputs is None:
         raise RuntimeError(FREED)
-    for position, (value, version) in enumerate(zip(node.inputs, node.versions)):
-        if getattr(value, "_version", 0) != version:
-            raise RuntimeError(
-                f"backward: input {position} of {node.name} was modified in place after "
-                f"{node.name} used it (version {version} -> {value._version}), so its gradient "
-                "would be wrong. Fix: update it after backward(), or use an out-of-place op."
-            )
-    return node.op, node.inputs, node.params
+    for i in range(len(inputs)):  # indexing: zip() costs twice as much on a few inputs
+        if getattr(inputs[i], "_version", 0) != versions[i]:
+            raise _modified_in_place(node, i)
+    return node.op, inputs, node.params
+
+
+def _modified_in_place(node: Node, position: int) -> RuntimeError:
+    version, now = node.versions[position], node.inputs[position]._version
+    return RuntimeError(
+        f"backward: input {position} of {node.name} was modified in place after "
+        f"{node.name} used it (version {version} -> {now}), so its gradient "
+        "would be wrong. Fix: update it after backward(), or use an out-of-place op."
+    )
 
 
 def _free(tensor: Any) -> None:

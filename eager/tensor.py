@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from common import anomaly
+from common.anomaly import active as anomaly_active
 from common.backend import array_module, backend_of, get_backend
 from common.dispatch import register_default_engine, run_kernel
 from common.methods import ArrayMethods, ConcreteMethods, check_in_place_shape
@@ -62,17 +64,30 @@ class Tensor(ConcreteMethods):
 
     @staticmethod
     def _apply(op: Any, args: tuple, params: dict) -> Tensor:
-        """The eager interpretation of an op: run the kernel now, record a node if needed."""
-        arrays = [a.data if isinstance(a, ArrayMethods) else a for a in args]
+        """The eager interpretation of an op: run the kernel now, record a node if needed.
+
+        The hot path of every eager op: one pass over the arguments collects the arrays,
+        the versions a node would save, and whether any input requires grad (a plain loop:
+        cheaper than comprehensions for the one to three arguments ops take)."""
+        arrays = []
+        versions = []
+        wants_grad = False
+        for a in args:
+            if isinstance(a, ArrayMethods):  # tensors and parameters: no symbol gets here
+                arrays.append(a.data)
+                versions.append(a._version)
+                if a.requires_grad:
+                    wants_grad = True
+            else:
+                arrays.append(a)
+                versions.append(0)
         out = run_kernel(op, arrays, params)
         if isinstance(out, np.generic):  # numpy returns scalars from 0-d arithmetic
             out = np.asarray(out)
-        if op.vjp is not None:
-            for a in args:
-                if isinstance(a, ArrayMethods) and a.requires_grad:
-                    if is_grad_enabled():  # read only when it matters
-                        return Tensor._make(out, True, Node(op, args, params))
-                    break
+        if anomaly_active():  # common.detect_anomaly(): NaN and inf raise, at the user's line
+            anomaly.check(op, out, arrays)
+        if wants_grad and op.vjp is not None and is_grad_enabled():
+            return Tensor._make(out, True, Node(op, args, params, versions))
         return Tensor._make(out)
 
     # ---- array facts (shape, dtype, device and numpy() come from ConcreteMethods) --------
@@ -106,6 +121,15 @@ class Tensor(ConcreteMethods):
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return f"tensor({', '.join([body] + extras)})"
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a recorded tensor as the tape behind it (eager.visualize), as it shows
+        a compiled function as its graph; a leaf, or without Graphviz, shows as text."""
+        if self._node is None:
+            return None
+        from eager.visualize import svg
+
+        return svg(self)
 
     # ---- conversions (item, tolist, float() and int() come from ConcreteMethods) -----------
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

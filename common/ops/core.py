@@ -170,6 +170,13 @@ class OpDef:
     writes_out: bool = False  # the kernel takes `out=`: the memory plan may give it a buffer
     samples: Callable[..., list] | None = None  # samples(rng) -> [(args, params)] for tests
     doc: str = field(default="", repr=False)
+    # derived: the numpy ufunc the kernel is (`kernel.ufunc`), which the eager path calls
+    # directly on numpy arrays, without the kernel's own Python frame; None for other kernels
+    numpy_ufunc: Any = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        name = getattr(self.kernel, "ufunc", None)
+        object.__setattr__(self, "numpy_ufunc", None if name is None else getattr(np, name))
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -189,16 +196,21 @@ class OpDef:
             self.eval_abstract(*args, **params)
         except OpError as clear:
             return clear
-        return type(exc)(f"{self.name}: {exc}") if isinstance(exc, (ValueError, TypeError)) else exc
+        if not isinstance(exc, (ValueError, TypeError)):
+            return exc
+        try:
+            return type(exc)(f"{self.name}: {exc}")
+        except TypeError:  # numpy's UFuncTypeError kinds take other arguments than a message
+            return (TypeError if isinstance(exc, TypeError) else ValueError)(f"{self.name}: {exc}")
 
     def grad_formulas(self, g, out, inputs, needs, params) -> list:
         """The VJP of this op for the inputs flagged in `needs` (None elsewhere)."""
-        if isinstance(self.vjp, tuple):
-            return [
-                f(g, out, *inputs, **params) if need and f is not None else None
-                for f, need in zip(self.vjp, needs)
-            ]
-        return list(self.vjp(g, out, *inputs, **params))
+        if not isinstance(self.vjp, tuple):
+            return list(self.vjp(g, out, *inputs, **params))
+        grads = []  # a loop: a comprehension costs more, and this runs for every node
+        for f, need in zip(self.vjp, needs):
+            grads.append(f(g, out, *inputs, **params) if need and f is not None else None)
+        return grads
 
 
 OPS: dict[str, OpDef] = {}
