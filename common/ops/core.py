@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,8 +41,17 @@ def user_line() -> str:
     if frame is None or frame.f_code.co_filename.startswith("<diptych"):
         return ""  # raised while a compiled plan runs: the node's own line is named instead
     code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    where = f"{_file_name(frame.f_code.co_filename)}:{frame.f_lineno}"
     return f"{where}: {code}" if code else where
+
+
+_NOTEBOOK_CELL = re.compile(r"[/\\]ipykernel_\d+[/\\]\d+\.py$")  # how IPython names a cell
+
+
+def _file_name(path: str) -> str:
+    """A file's base name; a Jupyter cell (compiled from /tmp/ipykernel_N/HASH.py) is "cell",
+    so notebook and site pages read "cell:3", not a hash."""
+    return "cell" if _NOTEBOOK_CELL.search(path) else os.path.basename(path)
 
 
 class OpError(ValueError):

@@ -485,3 +485,10 @@ def test_a_retrace_is_explained_against_the_nearest_graph_already_traced():
     assert "shape" not in double.explanations[-1].split(":")[0]
     double(np.ones((6, 9), np.float16))  # both differ from everything: both are named
     assert "shape" in double.explanations[-1] and "dtype" in double.explanations[-1]
+
+
+def test_a_notebook_cell_is_named_cell_not_its_temporary_file():
+    from common.ops.core import _file_name
+
+    assert _file_name("/tmp/ipykernel_4021/1414215379.py") == "cell"
+    assert _file_name("/home/me/model.py") == "model.py"
