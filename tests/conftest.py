@@ -70,3 +70,18 @@ def fuse_small_groups(monkeypatch):
     from symbolic.passes import fusion
 
     monkeypatch.setattr(fusion, "MIN_ELEMENTS", 1)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """What was skipped and why, one line per reason: only absent hardware or an absent
+    optional peer may skip, and the run says which."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skipped, and why")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.line(f"{count:5d}  {reason}")
